@@ -1,0 +1,10 @@
+noinst_LIBRARIES += src/libmailtunnel.a
+src_libmailtunnel_a_SOURCES = \
+	src/log.c \
+	src/log_redact.c \
+	src/util/str.c \
+	src/util/num.c
+
+bin_PROGRAMS += src/mailtunnel
+src_mailtunnel_SOURCES = src/main.c
+src_mailtunnel_LDADD = $(MT_LIBS)

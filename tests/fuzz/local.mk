@@ -1,0 +1,3 @@
+if ENABLE_FUZZING
+FUZZ_LINK = -fsanitize=fuzzer
+endif

@@ -1,0 +1,16 @@
+if HAVE_CMOCKA
+UNIT_TESTS = \
+	tests/unit/test_util \
+	tests/unit/test_log
+check_PROGRAMS += $(UNIT_TESTS)
+TESTS += $(UNIT_TESTS)
+UNIT_LDADD = $(MT_LIBS) $(CMOCKA_LIBS)
+UNIT_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+
+tests_unit_test_util_SOURCES = tests/unit/test_util.c
+tests_unit_test_util_LDADD = $(UNIT_LDADD)
+tests_unit_test_util_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_log_SOURCES = tests/unit/test_log.c
+tests_unit_test_log_LDADD = $(UNIT_LDADD)
+tests_unit_test_log_CFLAGS = $(UNIT_CFLAGS)
+endif
