@@ -68,7 +68,8 @@ struct mt_tls_conf {
 	char *curves;			/* groups */
 	uint64_t options_on;		/* SSL_OP_* to set */
 	uint64_t options_off;		/* SSL_OP_* to clear ("options = -X") */
-	unsigned long session_cache_size;
+	unsigned long long security_level;	/* OpenSSL level, >= 2 */
+	unsigned long long session_cache_size;		/* 0: unlimited */
 	unsigned long long session_cache_timeout;	/* seconds */
 };
 
@@ -100,7 +101,8 @@ struct mt_service_conf {
 	unsigned long long timeout_busy;
 	struct mt_sockopt *sockopts;
 	size_t nsockopts;
-	unsigned long retry_ms;		/* 0: no retry */
+	unsigned long long retry_ms;	/* 0: no retry */
+	int failover_rr;		/* failover = rr (else prio) */
 
 	struct mt_optset set;		/* set in this section */
 	struct mt_optset inherited;	/* taken from the global section */
@@ -109,7 +111,7 @@ struct mt_service_conf {
 
 struct mt_config {
 	char *path;
-	int foreground;
+	int foreground;			/* 2: quiet (no stderr log) */
 	char *pid_file;			/* NULL: none */
 	char *setuid_user;
 	char *setgid_group;
@@ -118,7 +120,7 @@ struct mt_config {
 	int syslog;
 	int debug_level;
 	int log_facility;
-	unsigned workers;		/* 0: one per CPU */
+	unsigned long long workers;	/* 0: one per CPU */
 	struct mt_optset set;
 
 	struct mt_service_conf **services;
