@@ -3,7 +3,15 @@ src_libmailtunnel_a_SOURCES = \
 	src/log.c \
 	src/log_redact.c \
 	src/util/str.c \
-	src/util/num.c
+	src/util/num.c \
+	src/config.c \
+	src/config_int.h \
+	src/config_read.c \
+	src/config_options.c \
+	src/config_report.c \
+	src/config_types.c \
+	src/config_net_types.c \
+	src/config_tls_types.c
 
 bin_PROGRAMS += src/mailtunnel
 src_mailtunnel_SOURCES = src/main.c

@@ -1,0 +1,272 @@
+/*
+ * config_options: the option table. Adding an option is adding a row here
+ * (and its field in config.h); parsing, defaults, inheritance from the
+ * global section, the -t dump and "did you mean" follow from the row.
+ */
+#include "config.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config_int.h"
+#include "mailtunnel/util.h"
+
+#define GLOBAL(n, t, f, d, lo, hi, doc) \
+	{ n, MT_SCOPE_GLOBAL, 0, &mt_type_##t, \
+	  offsetof(struct mt_config, f), d, lo, hi, doc }
+#define SERVICE(n, fl, t, f, d, lo, hi, doc) \
+	{ n, MT_SCOPE_SERVICE, fl, &mt_type_##t, \
+	  offsetof(struct mt_service_conf, f), d, lo, hi, doc }
+#define NOT_YET(n, scope, why) \
+	{ n, scope, MT_OPT_UNSUPPORTED, &mt_type_unsupported, 0, NULL, 0, 0, why }
+#define ANY (MT_SCOPE_GLOBAL | MT_SCOPE_SERVICE)
+#define DAY 86400ULL
+
+const struct mt_option mt_options[] = {
+	/* Global options. */
+	GLOBAL("foreground", foreground, foreground, "no", 0, 0,
+	    "stay in the foreground and log to stderr (quiet: do not log "
+	    "to stderr)"),
+	GLOBAL("pid", path, pid_file, NULL, 0, 0,
+	    "pid file written when running as a daemon; empty: none"),
+	GLOBAL("setuid", user, setuid_user, NULL, 0, 0,
+	    "user to run as after binding the listening ports"),
+	GLOBAL("setgid", group, setgid_group, NULL, 0, 0,
+	    "group to run as after binding the listening ports"),
+	GLOBAL("chroot", path, chroot_dir, NULL, 0, 0,
+	    "directory to chroot into after start-up"),
+	GLOBAL("output", path, output, NULL, 0, 0,
+	    "append the log to this file (reopened on SIGUSR1)"),
+	GLOBAL("syslog", bool, syslog, "yes", 0, 0,
+	    "log to syslog when running as a daemon without output"),
+	GLOBAL("debug", debug, debug_level, "notice", 0, 0,
+	    "log level 0-7 or a name, optionally facility.level"),
+	GLOBAL("workers", uint, workers, "0", 0, 256,
+	    "event loop threads; 0: one per CPU"),
+	{ "include", ANY, MT_OPT_INCLUDE, &mt_type_path, 0, NULL, 0, 0,
+	    "read every file in this directory, in name order" },
+
+	/* Service options; in the global section, defaults for all. */
+	SERVICE("client", 0, client, client, NULL, 0, 0,
+	    "yes: accept plaintext, connect over TLS (the only mode)"),
+	SERVICE("accept", 0, accept, accept, NULL, 0, 0,
+	    "[host:]port to listen on for plaintext clients"),
+	SERVICE("connect", MT_OPT_REPEAT, connect, connect, NULL, 0, 0,
+	    "[host:]port of the TLS server; repeat for failover"),
+	SERVICE("failover", 0, failover, failover_rr, "prio", 0, 0,
+	    "prio: try connect targets in order; rr: round robin"),
+	SERVICE("delay", 0, bool, delay, "no", 0, 0,
+	    "resolve connect host names at each connection"),
+	SERVICE("retry", 0, retry, retry_ms, "no", 0, 0,
+	    "when every connect target fails, try again after this many "
+	    "milliseconds until TIMEOUTconnect"),
+	SERVICE("sni", 0, string, tls.sni, NULL, 0, 0,
+	    "server name sent in the TLS handshake"),
+	SERVICE("verifyChain", 0, bool, tls.verify_chain, "yes", 0, 0,
+	    "verify the server certificate chain"),
+	SERVICE("verifyPeer", 0, bool, tls.verify_peer, "no", 0, 0,
+	    "require the server certificate itself in CAfile/CApath"),
+	SERVICE("verify", 0, verify, tls, NULL, 0, 0,
+	    "stunnel's older verify level 0-4"),
+	SERVICE("CAfile", 0, path, tls.ca_file, NULL, 0, 0,
+	    "trusted certificates (PEM); default: the system store"),
+	SERVICE("CApath", 0, path, tls.ca_path, NULL, 0, 0,
+	    "directory of hashed trusted certificates"),
+	SERVICE("checkHost", MT_OPT_REPEAT, strlist, tls.check_host, NULL, 0, 0,
+	    "host name the certificate must match; repeat for several"),
+	SERVICE("checkIP", MT_OPT_REPEAT, ip_list, tls.check_ip, NULL, 0, 0,
+	    "IP address the certificate must match; repeat for several"),
+	SERVICE("cert", 0, path, tls.cert, NULL, 0, 0,
+	    "client certificate chain (PEM)"),
+	SERVICE("key", 0, path, tls.key, NULL, 0, 0,
+	    "private key of the client certificate"),
+	SERVICE("sslVersion", 0, ssl_version, tls, NULL, 0, 0,
+	    "the one TLS version to use"),
+	SERVICE("sslVersionMin", 0, ssl_version_min, tls, "TLSv1.2", 0, 0,
+	    "lowest TLS version (TLS 1.2 at least)"),
+	SERVICE("sslVersionMax", 0, ssl_version_max, tls, "all", 0, 0,
+	    "highest TLS version"),
+	SERVICE("ciphers", 0, string, tls.ciphers, NULL, 0, 0,
+	    "TLS 1.2 cipher list (OpenSSL syntax)"),
+	SERVICE("ciphersuites", 0, string, tls.ciphersuites, NULL, 0, 0,
+	    "TLS 1.3 cipher suites (OpenSSL syntax)"),
+	SERVICE("curves", 0, string, tls.curves, NULL, 0, 0,
+	    "key exchange groups, colon separated"),
+	SERVICE("options", MT_OPT_REPEAT | MT_OPT_ACCUMULATE, ssl_options, tls,
+	    NULL, 0, 0, "OpenSSL option to set, or -OPTION to clear"),
+	SERVICE("securityLevel", 0, uint, tls.security_level, "2", 2, 5,
+	    "OpenSSL security level (2 refuses RSA-1024 and SHA-1)"),
+	SERVICE("sessionCacheSize", 0, uint, tls.session_cache_size, "1000",
+	    0, 10000000, "TLS sessions kept for resumption; 0: no limit"),
+	SERVICE("sessionCacheTimeout", 0, duration, tls.session_cache_timeout,
+	    "300", 0, 30 * DAY, "how long a TLS session is kept"),
+	SERVICE("TIMEOUTconnect", 0, duration, timeout_connect, "10", 1, DAY,
+	    "time to connect and finish the TLS handshake"),
+	SERVICE("TIMEOUTidle", 0, duration, timeout_idle, "43200", 1, 30 * DAY,
+	    "close a connection with no traffic for this long"),
+	SERVICE("TIMEOUTclose", 0, duration, timeout_close, "60", 0, DAY,
+	    "time to flush and close after one side has finished"),
+	SERVICE("TIMEOUTbusy", 0, duration, timeout_busy, "300", 1, DAY,
+	    "close when a peer accepts none of the pending data for this long"),
+	SERVICE("socket", MT_OPT_REPEAT | MT_OPT_ACCUMULATE, sockopt, sockopts,
+	    NULL, 0, 0, "a|l|r:NAME=VALUE socket option"),
+
+	/* Real stunnel options that mailtunnel refuses rather than ignores. */
+	NOT_YET("exec", ANY, "running a program instead of connecting"),
+	NOT_YET("execArgs", ANY, "running a program instead of connecting"),
+	NOT_YET("pty", ANY, "running a program instead of connecting"),
+	NOT_YET("protocol", ANY, "STARTTLS negotiation"),
+	NOT_YET("protocolHost", ANY, "STARTTLS negotiation"),
+	NOT_YET("protocolAuthentication", ANY, "proxy protocols"),
+	NOT_YET("protocolDomain", ANY, "proxy protocols"),
+	NOT_YET("protocolUsername", ANY, "proxy protocols"),
+	NOT_YET("protocolPassword", ANY, "proxy protocols"),
+	NOT_YET("OCSP", ANY, "OCSP checking"),
+	NOT_YET("OCSPaia", ANY, "OCSP checking"),
+	NOT_YET("OCSPflag", ANY, "OCSP checking"),
+	NOT_YET("OCSPnonce", ANY, "OCSP checking"),
+	NOT_YET("OCSPrequire", ANY, "OCSP checking"),
+	NOT_YET("TIMEOUTocsp", ANY, "OCSP checking"),
+	NOT_YET("CRLfile", ANY, "certificate revocation lists"),
+	NOT_YET("CRLpath", ANY, "certificate revocation lists"),
+	NOT_YET("checkEmail", ANY, "e-mail checks of certificates"),
+	NOT_YET("requireCert", ANY, "server mode"),
+	NOT_YET("redirect", ANY, "server mode"),
+	NOT_YET("ticketKeySecret", ANY, "server mode"),
+	NOT_YET("ticketMacSecret", ANY, "server mode"),
+	NOT_YET("renegotiation", ANY, "TLS renegotiation control"),
+	NOT_YET("sessionResume", ANY, "disabling resumption per service"),
+	NOT_YET("sessiond", ANY, "a shared session cache server"),
+	NOT_YET("PSKidentity", ANY, "pre-shared keys"),
+	NOT_YET("PSKsecrets", ANY, "pre-shared keys"),
+	NOT_YET("transparent", ANY, "transparent proxying"),
+	NOT_YET("local", ANY, "choosing the outgoing address"),
+	NOT_YET("reset", ANY, "TCP RST on errors"),
+	NOT_YET("ident", ANY, "ident (RFC 1413) checks"),
+	NOT_YET("libwrap", ANY, "TCP wrappers"),
+	NOT_YET("logId", ANY, "other connection id styles"),
+	NOT_YET("stack", ANY, "thread stack size; mailtunnel has no thread "
+	    "per connection"),
+	NOT_YET("engine", ANY, "OpenSSL engines"),
+	NOT_YET("engineId", ANY, "OpenSSL engines"),
+	NOT_YET("engineNum", ANY, "OpenSSL engines"),
+	NOT_YET("engineCtrl", ANY, "OpenSSL engines"),
+	NOT_YET("engineDefault", ANY, "OpenSSL engines"),
+	NOT_YET("CAengine", ANY, "OpenSSL engines"),
+	NOT_YET("config", ANY, "OpenSSL configuration commands"),
+	NOT_YET("fips", ANY, "FIPS mode"),
+	NOT_YET("compression", ANY, "TLS compression (insecure, CRIME)"),
+	NOT_YET("EGD", ANY, "entropy daemons"),
+	NOT_YET("RNDbytes", ANY, "seeding the random generator"),
+	NOT_YET("RNDfile", ANY, "seeding the random generator"),
+	NOT_YET("RNDoverwrite", ANY, "seeding the random generator"),
+	NOT_YET("log", ANY, "overwriting the log file"),
+	NOT_YET("service", ANY, "inetd and Windows service names"),
+	NOT_YET("taskbar", ANY, "the Windows task bar"),
+	NOT_YET("iconActive", ANY, "the Windows task bar"),
+	NOT_YET("iconError", ANY, "the Windows task bar"),
+	NOT_YET("iconIdle", ANY, "the Windows task bar"),
+};
+
+const size_t mt_options_count = MT_ARRAY_LEN(mt_options);
+
+_Static_assert(MT_ARRAY_LEN(mt_options) <= MT_CONFIG_MAX_OPTIONS,
+    "struct mt_optset is too small for the option table");
+
+const struct mt_option *
+mt_option_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < mt_options_count; i++)
+		if (strcasecmp(mt_options[i].name, name) == 0)
+			return &mt_options[i];
+	return NULL;
+}
+
+size_t
+mt_option_index(const struct mt_option *opt)
+{
+	return (size_t)(opt - mt_options);
+}
+
+const char *
+mt_option_suggest(const char *name)
+{
+	const char *best = NULL;
+	unsigned d, bestd = (unsigned)-1, limit;
+	size_t i;
+
+	/* Short names tolerate one slip, longer ones a few. */
+	limit = strlen(name) < 5 ? 1 : (strlen(name) < 10 ? 2 : 3);
+	for (i = 0; i < mt_options_count; i++) {
+		if (mt_options[i].flags & MT_OPT_UNSUPPORTED)
+			continue;
+		d = mt_str_distance(name, mt_options[i].name);
+		if (d < bestd) {
+			bestd = d;
+			best = mt_options[i].name;
+		}
+	}
+	return bestd <= limit ? best : NULL;
+}
+
+int
+mt_option_set_default(const struct mt_option *opt, void *obj)
+{
+	struct mt_opt_where where = { 0 };
+	struct mt_config_report report = { 0 };
+	int rc = 0;
+
+	opt->type->reset(opt, obj);
+	if (opt->def != NULL) {
+		where.report = &report;
+		rc = opt->type->parse(opt, obj, opt->def, &where);
+		/* A default that does not parse is a bug in the table. */
+		mt_config_report_free(&report);
+	}
+	return rc;
+}
+
+static int
+in_scope(const struct mt_option *opt, unsigned scope)
+{
+	return opt->scope == scope &&
+	    (opt->flags & (MT_OPT_UNSUPPORTED | MT_OPT_INCLUDE)) == 0;
+}
+
+int
+mt_options_init(void *obj, unsigned scope)
+{
+	size_t i;
+
+	for (i = 0; i < mt_options_count; i++)
+		if (in_scope(&mt_options[i], scope) &&
+		    mt_option_set_default(&mt_options[i], obj) == -1)
+			return -1;
+	return 0;
+}
+
+void
+mt_options_free(void *obj, unsigned scope)
+{
+	size_t i;
+
+	for (i = 0; i < mt_options_count; i++)
+		if (in_scope(&mt_options[i], scope))
+			mt_options[i].type->reset(&mt_options[i], obj);
+}
+
+int
+mt_options_copy(void *dst, const void *src, unsigned scope)
+{
+	size_t i;
+
+	for (i = 0; i < mt_options_count; i++)
+		if (in_scope(&mt_options[i], scope) &&
+		    mt_options[i].type->copy(&mt_options[i], dst, src) == -1)
+			return -1;
+	return 0;
+}
