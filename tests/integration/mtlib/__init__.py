@@ -10,9 +10,10 @@
         ...
     mtlib.run(main)
 """
-from .env import (Interrupted, Proc, TestEnv, TestFailure, builddir, fail,
-                  free_port, free_port6, is_listening, srcdir, wait_closed,
-                  wait_listening, wait_until)
+from .env import (Interrupted, Proc, TestEnv, TestFailure, builddir,
+                  expect_equal, expect_raises, fail, free_port, free_port6,
+                  is_listening, srcdir, wait_closed, wait_listening,
+                  wait_until)
 from .runner import current, run
 from .peers import require, require_root
 from .pki import PKI, VARIANTS, Cert
@@ -26,3 +27,16 @@ from .tlsserver import (Conn, Server, echo_server, halfclose_server,
 from .script import ScriptedServer
 from .daemon import Mailtunnel, check_config
 from .netns import GMAIL_NAMES, Namespace, trust_ca
+
+__all__ = [
+    "Interrupted", "Proc", "TestEnv", "TestFailure", "builddir",
+    "expect_equal", "expect_raises", "fail",
+    "free_port", "free_port6", "is_listening", "srcdir", "wait_closed",
+    "wait_listening", "wait_until", "current", "run", "require",
+    "require_root", "PKI", "VARIANTS", "Cert", "make_message",
+    "make_messages", "message_id", "Dovecot", "Received", "SmtpServer",
+    "SServer", "Conn", "Server", "echo_server", "halfclose_server",
+    "pattern_bytes", "server_context", "sink_server", "source_server",
+    "ScriptedServer", "Mailtunnel", "check_config", "GMAIL_NAMES",
+    "Namespace", "trust_ca",
+]

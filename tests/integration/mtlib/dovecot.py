@@ -135,7 +135,6 @@ class Dovecot:
             "first_valid_uid": "1",
             "first_valid_gid": "1",
             "mail_max_userip_connections": "100",
-            "login_trusted_networks": "",
         }
         if login_user:
             base["default_login_user"] = login_user
@@ -171,8 +170,7 @@ class Dovecot:
         """Write the config, start the master, wait for every listener."""
         self._write_config()
         self.proc = self.env.spawn([DOVECOT, "-F", "-c", self.conf],
-                                   name="dovecot-master",
-                                   log=os.path.join(self.dir, "master.log"))
+                                   name="dovecot", log=self.log_path)
         self.env.on_cleanup(lambda: self.stop(clean=False))
         try:
             wait_listening(list(self.ports.values()), timeout, self.proc)

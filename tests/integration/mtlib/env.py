@@ -42,6 +42,25 @@ def fail(message):
     raise TestFailure(message)
 
 
+def expect_equal(what, got, want):
+    """Fail with both values unless got == want."""
+    if got != want:
+        fail(f"{what}: got {got!r}, want {want!r}")
+
+
+def expect_raises(exc_type, fn, *args, **kwargs):
+    """Call fn(*args, **kwargs); fail unless it raises exc_type.
+
+    Returns the exception, for checks on its message or fields.
+    """
+    try:
+        fn(*args, **kwargs)
+    except exc_type as e:
+        return e
+    name = getattr(fn, "__qualname__", repr(fn))
+    fail(f"{name} did not raise {getattr(exc_type, '__name__', exc_type)}")
+
+
 def _repo_root():
     return os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.dirname(os.path.abspath(__file__)))))

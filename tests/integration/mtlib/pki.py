@@ -32,9 +32,11 @@ HOUR = 3600
 DAY = 24 * HOUR
 
 # name -> (issue() arguments, expected OpenSSL verify code, expected reason).
-# The reason is the text Python's ssl puts in verify_message (OpenSSL's
-# X509_verify_cert_error_string) when a client connects to 127.0.0.1 with
-# server_hostname "mail.test" (or "127.0.0.1" for dns_only).
+# The reason is OpenSSL's X509_verify_cert_error_string() for the code, for a
+# client that trusts pki.ca and connects to 127.0.0.1 checking "mail.test"
+# (checking the IP 127.0.0.1 for dns_only). Python's verify_message is the
+# same text, except for codes 62 and 64 where it says "Hostname mismatch,
+# certificate is not valid for 'mail.test'." (compare case-insensitively).
 VARIANTS = {
     "good": ({}, 0, None),
     "good_rsa": ({"key": "rsa2048"}, 0, None),
@@ -43,7 +45,7 @@ VARIANTS = {
     "not_yet_valid": ({"not_before": DAY, "not_after": 30 * DAY},
                       9, "certificate is not yet valid"),
     "wrong_host": ({"names": ("other.example",), "ips": ()},
-                   62, "Hostname mismatch"),
+                   62, "hostname mismatch"),
     "self_signed": ({"issuer": "self", "chain": "leaf"},
                     18, "self-signed certificate"),
     "unknown_ca": ({"issuer": "unknown"},
@@ -235,6 +237,9 @@ class PKI:
               issuer="intermediate", chain="full"):
         """Make (once) and return a server certificate named name.
 
+        The name identifies the certificate in this PKI: asking again with
+        the same arguments returns the same files, other arguments fail.
+
         names/ips: SAN entries (default: the PKI's names and IPs; the first
         name, or the first IP, is the CN). key: "ec", "rsa2048", "rsa1024".
         md: signature digest. eku: extendedKeyUsage value. not_before /
@@ -242,12 +247,17 @@ class PKI:
         "unknown" (intermediate of a root no client trusts) or "self".
         chain: "full" (leaf + issuing intermediate) or "leaf".
         """
+        args = (names, ips, key, md, eku, not_before, not_after, issuer,
+                chain)
         with self._lock:
             if name in self._leaves:
-                return self._leaves[name]
-            c = self._issue(name, names, ips, key, md, eku, not_before,
-                            not_after, issuer, chain)
-            self._leaves[name] = c
+                c, made_with = self._leaves[name]
+                if made_with != args:
+                    fail(f"certificate {name!r} was already issued with "
+                         f"other arguments: {made_with} (now {args})")
+                return c
+            c = self._issue(name, *args)
+            self._leaves[name] = (c, args)
             return c
 
     def _issue(self, name, names, ips, key, md, eku, not_before, not_after,

@@ -11,6 +11,7 @@ refuse (see SmtpServer.set_behaviour).
 """
 import asyncio
 import json
+import logging
 import os
 import signal
 import ssl
@@ -161,6 +162,8 @@ async def _serve(conf):
 
 
 def main():
+    # aiosmtpd warns about its own deprecated attribute on every AUTH.
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
     with open(sys.argv[1]) as f:
         conf = json.load(f)
     asyncio.run(_serve(conf))

@@ -322,6 +322,8 @@ class Conn:
 class Server:
     """A threaded TCP server running handler(conn) for each connection.
 
+    It listens and serves as soon as it is constructed.
+
     cert: serve implicit TLS with it (handshake before handler); None for
     plaintext (the handler may call conn.start_tls()). ctx_options go to
     server_context(). max_conns: stop accepting after that many.
@@ -353,6 +355,10 @@ class Server:
                                         name=f"server:{self.port}")
         self._thread.start()
         env.on_cleanup(self.stop)
+
+    def start(self):
+        """Nothing to do (the server listens from construction on)."""
+        return self
 
     def _accept_loop(self):
         while not self._stop.is_set():
