@@ -270,6 +270,10 @@ def check_sserver(t, pki):
             expect_equal("reply", c.recv(100), b"hello from s_server\n")
         if not suite.startswith("TLS_"):
             fail(f"suite {suite}")
+        r = t.run(["openssl", "s_client", "-connect", f"127.0.0.1:{s.port}",
+                   "-showcerts", "-CAfile", pki.ca, "-verify_return_error"],
+                  input=b"")
+        expect_equal("certificates sent", r.stdout.count(b"BEGIN CERTIFICATE"), 2)
         s.stop()
     with t.case("s_server: a refused certificate shows on both sides"):
         s = SServer(t, pki.leaf("self_signed"), naccept=1).start()

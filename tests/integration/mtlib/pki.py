@@ -102,7 +102,8 @@ class Cert:
     """One certificate as files, and what a verifying client should say.
 
     cert: the certificate (PEM); key: its private key (PEM, unencrypted);
-    chain: what the server sends (cert first). weak: a server must lower
+    chain: what the server sends (cert first); extra_chain: the same
+    without the leaf (may be empty). weak: a server must lower
     its OpenSSL security level (SECLEVEL=0) to even load it. expect_code /
     expect: the OpenSSL verify error a client trusting pki.ca must report
     (0 / None for a good certificate).
@@ -113,6 +114,9 @@ class Cert:
         self.cert = os.path.join(folder, name + ".pem")
         self.key = os.path.join(folder, name + ".key")
         self.chain = os.path.join(folder, name + ".chain.pem")
+        # chain minus the leaf (possibly empty), for servers that take the
+        # extra certificates apart (openssl s_server -cert_chain)
+        self.extra_chain = os.path.join(folder, name + ".extra.pem")
         self.names = ()
         self.ips = ()
         self.weak = False
@@ -286,7 +290,7 @@ class PKI:
             self._run("req", "-x509", "-new", *_KEYS[key], "-nodes",
                       "-keyout", c.key, "-out", c.cert, "-config", conf,
                       "-extensions", "leaf", "-days", "30", f"-{md}")
-            shutil.copy(c.cert, c.chain)
+            _write_chain(c, [])
             return c
         ca = {"intermediate": self._inter, "root": self._root,
               "unknown": self._uinter}.get(issuer)
@@ -300,12 +304,16 @@ class PKI:
         self._sign(ca, csr, c.cert, "-extfile", conf, "-extensions", "leaf",
                    "-md", md, "-startdate", _stamp(not_before),
                    "-enddate", _stamp(not_after))
-        parts = [c.cert]
-        if chain == "full" and ca is not self._root:
-            parts.append(ca.cert)
-        with open(c.chain, "w") as f:
-            f.write("".join(_read(p) for p in parts))
+        extra = [ca.cert] if chain == "full" and ca is not self._root else []
+        _write_chain(c, extra)
         return c
+
+
+def _write_chain(c, extra):
+    with open(c.extra_chain, "w") as f:
+        f.write("".join(_read(p) for p in extra))
+    with open(c.chain, "w") as f:
+        f.write(_read(c.cert) + "".join(_read(p) for p in extra))
 
 
 def _read(path):

@@ -11,6 +11,7 @@ Runs with -brief, so stdin lines are data, never s_server's one-letter
 commands. Application data from the client lands on stdout; handshake
 facts and errors on stderr (both in s.output(), stdout in s.data()).
 """
+import os
 import re
 import shlex
 import time
@@ -22,7 +23,7 @@ from .peers import require
 class SServer:
     """An openssl s_server on a free loopback port.
 
-    cert: pki.Cert (chain file sent as -cert_chain). naccept: exit after
+    cert: pki.Cert (its intermediates go to -cert_chain). naccept: exit after
     that many connections (None: serve until stopped). extra_args: more
     s_server options (-tls1_2, -no_tls1_3, -alpn, -verify ...).
     """
@@ -37,8 +38,9 @@ class SServer:
         self.name = name
         addr = f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
         self.argv = ["openssl", "s_server", "-brief", "-accept", addr,
-                     "-cert", cert.cert, "-key", cert.key,
-                     "-cert_chain", cert.chain]
+                     "-cert", cert.cert, "-key", cert.key]
+        if os.path.getsize(cert.extra_chain) > 0:
+            self.argv += ["-cert_chain", cert.extra_chain]
         if getattr(cert, "weak", False):
             self.argv += ["-cipher", "DEFAULT:@SECLEVEL=0"]
         if naccept:
