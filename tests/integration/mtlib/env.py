@@ -9,7 +9,6 @@ subreaper), then removes the folder unless MT_KEEP=1.
 """
 import contextlib
 import ctypes
-import errno
 import os
 import re
 import shutil
@@ -22,7 +21,6 @@ import threading
 import time
 import traceback
 
-_PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
 # The grace a process group gets between SIGTERM and SIGKILL.
@@ -220,10 +218,9 @@ def _signal_group(pgid, sig):
 
 
 class Proc:
-    """A child process in its own process group, output in a log file.
+    """A child process in its own process group (made by TestEnv.spawn()).
 
-    stdout and stderr both go to log_path (the process's whole output), or
-    stderr alone when stdout="pipe"... see TestEnv.spawn() for the options.
+    Its stdout and stderr both go to log_path, in the order written.
     """
 
     def __init__(self, env, argv, name, log_path, popen):
@@ -559,8 +556,5 @@ class TestEnv:
             for pid in kids:
                 try:
                     os.waitpid(pid, 0)
-                except ChildProcessError:
+                except ChildProcessError:  # reaped by its Popen meanwhile
                     pass
-                except OSError as e:
-                    if e.errno != errno.ECHILD:
-                        raise
