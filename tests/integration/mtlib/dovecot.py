@@ -11,13 +11,15 @@ As root, mail processes run as the dovecot user and login processes as
 dovenull (Debian's defaults); as another user, every service runs as that
 user.
 """
+import grp
 import json
 import os
 import pwd
-import grp
 import shutil
+import socket
+import ssl
 
-from .env import fail, wait_closed, wait_listening
+from .env import fail, wait_closed, wait_listening, wait_until
 from .peers import require
 
 DOVECOT = "/usr/sbin/dovecot"
@@ -200,20 +202,41 @@ class Dovecot:
         wait_closed(list(self.ports.values()), timeout)
 
     def reload(self):
-        """Re-read the configuration (doveadm reload), e.g. after set_cert()."""
+        """Re-read the configuration (doveadm reload)."""
         self._write_config()
-        mark = len(self.log_text())
+        mark = self.proc.log_mark()
         self.doveadm("reload")
-        from .env import wait_until
-        wait_until(lambda: "reloading configuration" in self.log_text()[mark:]
-                   .lower() or "sighup received" in self.log_text()[mark:]
-                   .lower(), 10, "dovecot to reload")
+        self.proc.wait_for_log(r"SIGHUP received", 10, since=mark)
 
-    def set_cert(self, cert):
-        """Serve another certificate from now on (rewrites config, reloads)."""
+    def set_cert(self, cert, timeout=10.0):
+        """Serve another certificate from now on (rewrites config, reloads).
+
+        Returns once a TLS listener hands out the new certificate, so the
+        next connection gets it.
+        """
         self.cert = cert
-        if self.proc is not None and self.proc.alive:
-            self.reload()
+        if self.proc is None or not self.proc.alive:
+            return
+        self.reload()
+        with open(cert.cert) as f:
+            want = ssl.PEM_cert_to_DER_cert(f.read())
+        wait_until(lambda: self.served_cert() == want, timeout,
+                   f"dovecot to serve {cert.name}")
+
+    def served_cert(self, listener=None):
+        """The certificate (DER) a TLS listener sends now, unverified."""
+        listener = listener or ("pop3s" if "pop3s" in self.ports else "imaps")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        try:
+            with socket.create_connection((self.host, self.ports[listener]),
+                                          5) as raw:
+                with ctx.wrap_socket(raw) as s:
+                    return s.getpeercert(binary_form=True)
+        except (OSError, ssl.SSLError):
+            return None
 
     # --- inspection ------------------------------------------------------
 
