@@ -7,6 +7,7 @@ still alive (TERM, then KILL after a grace period), then sweeps up any
 daemonised descendant that escaped its group (the test process is a child
 subreaper), then removes the folder unless MT_KEEP=1.
 """
+import atexit
 import contextlib
 import ctypes
 import os
@@ -392,6 +393,7 @@ class TestEnv:
         self.failed = []
         _live_envs.append(self)
         _become_subreaper()
+        atexit.register(self.cleanup)
 
     def path(self, *parts):
         """A path inside the test folder (nothing is created)."""

@@ -10,7 +10,6 @@ PASS/FAIL). A case that fails is reported and the next case runs; an error
 outside any case ends the test. SIGTERM, SIGINT and SIGHUP end the test as a
 failure after cleanup; cleanup also runs from atexit as a last resort.
 """
-import atexit
 import os
 import signal
 import sys
@@ -54,9 +53,8 @@ def run(main, name=None, netns=None):
         from . import netns as ns
         if not ns.inside():
             sys.exit(ns.reexec(netns))
-    t = TestEnv(name)
+    t = TestEnv(name)  # registers its cleanup with atexit too
     _current = t
-    atexit.register(t.cleanup)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _on_signal)
     code = 1
