@@ -1,3 +1,24 @@
 INTEGRATION_TESTS =
+INTEGRATION_TESTS += tests/integration/test_fixtures.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS)
+# The fixture library the tests import, its documentation and the helper
+# to run one test by hand.
+EXTRA_DIST += \
+	tests/integration/README.md \
+	tests/integration/run-one \
+	tests/integration/mtlib/__init__.py \
+	tests/integration/mtlib/daemon.py \
+	tests/integration/mtlib/dovecot.py \
+	tests/integration/mtlib/env.py \
+	tests/integration/mtlib/mail.py \
+	tests/integration/mtlib/netns.py \
+	tests/integration/mtlib/peers.py \
+	tests/integration/mtlib/pki.py \
+	tests/integration/mtlib/runner.py \
+	tests/integration/mtlib/script.py \
+	tests/integration/mtlib/smtp.py \
+	tests/integration/mtlib/smtpd_child.py \
+	tests/integration/mtlib/sserver.py \
+	tests/integration/mtlib/standin_daemon.py \
+	tests/integration/mtlib/tlsserver.py
