@@ -4,6 +4,8 @@ src_libmailtunnel_a_SOURCES = \
 	src/log_redact.c \
 	src/util/str.c \
 	src/util/num.c
+src_libmailtunnel_a_SOURCES += src/tls.c src/tls_files.c src/tls_conn.c src/tls_verify.c \
+	src/tls_session.c src/tls_reason.c src/tls_phrase.c src/tls_int.h
 
 bin_PROGRAMS += src/mailtunnel
 src_mailtunnel_SOURCES = src/main.c
