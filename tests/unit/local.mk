@@ -2,6 +2,7 @@ if HAVE_CMOCKA
 UNIT_TESTS = \
 	tests/unit/test_util \
 	tests/unit/test_log
+UNIT_TESTS += tests/unit/test_tls
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 UNIT_LDADD = $(MT_LIBS) $(CMOCKA_LIBS)
@@ -13,4 +14,11 @@ tests_unit_test_util_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_log_SOURCES = tests/unit/test_log.c
 tests_unit_test_log_LDADD = $(UNIT_LDADD)
 tests_unit_test_log_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_tls_SOURCES = tests/unit/test_tls.c \
+	tests/unit/test_tls_verify.c tests/unit/test_tls_session.c \
+	tests/unit/test_tls_phrase.c tests/unit/tls_tests.h \
+	tests/unit/tls_testpki.c tests/unit/tls_testfixture.c \
+	tests/unit/tls_testpki.h
+tests_unit_test_tls_LDADD = $(UNIT_LDADD)
+tests_unit_test_tls_CFLAGS = $(UNIT_CFLAGS)
 endif
