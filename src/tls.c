@@ -290,6 +290,7 @@ set_fixed(SSL_CTX *sc)
 	    SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(sc, mt_tls_new_session_cb);
 	SSL_CTX_set_info_callback(sc, mt_tls_info_cb);
+	SSL_CTX_set_client_cert_cb(sc, mt_tls_client_cert_cb);
 }
 
 /* A fresh SSL_CTX with our context attached; 0 or -1 (memory, logged). */

@@ -138,9 +138,12 @@ mt_tls_set_trust(struct mt_tls_build *b)
 	    t->ca_path == NULL ? "CAfile" : "CAfile or CApath",
 	    sizeof(b->ctx->pin_source));
 	if (!b->ctx->verify) {
-		mt_tls_problem(b, "verifyChain", 0, "certificate "
-		    "verification is OFF for [%s]: anyone on the network path "
-		    "can read and change this traffic", b->svc->name);
+		/* The one message that names the service in its text. */
+		mt_config_report_add(b->report, b->svc->file,
+		    mt_service_conf_line(b->svc, "verifyChain"), 0,
+		    "certificate verification is OFF for [%s]: anyone on the "
+		    "network path can read and change this traffic",
+		    b->svc->name);
 		if (t->check_host.n > 0 || t->check_ip.n > 0)
 			mt_tls_problem(b, t->check_host.n > 0 ? "checkHost" :
 			    "checkIP", 0, "checkHost and checkIP are not "

@@ -76,6 +76,7 @@ struct mt_tls_ctx {
 
 struct mt_tls_conn {
 	int counted;			/* handshake counted in stats */
+	int cert_requested;		/* asked for a client cert we lack */
 	/* The first refusal seen by the verify callback. */
 	int rejected;
 	int verify_error;
@@ -118,6 +119,8 @@ char *mt_tls_ip_unbracket(const char *s, char *buf, size_t n);
 
 /* The verify callback (tls_verify.c) and the per-SSL name setup. */
 int mt_tls_verify_cb(int ok, X509_STORE_CTX *xs);
+/* Called when the server asks for a client certificate we do not have. */
+int mt_tls_client_cert_cb(SSL *ssl, X509 **x509, EVP_PKEY **pkey);
 int mt_tls_set_peer_names(SSL *ssl, const struct mt_tls_ctx *ctx,
     const char *host);
 /* Describe what was checked for this connection, for messages. */

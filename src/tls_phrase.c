@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -159,12 +160,25 @@ format_version(const struct mt_tls_failure *f, char *buf, size_t n)
 		    "1.0/1.1 (floor is TLS 1.2)");
 }
 
+/*
+ * errno means something only after SSL_ERROR_SYSCALL, and then never "try
+ * again" (that would have been SSL_ERROR_WANT_READ): otherwise it is stale.
+ */
+static int
+real_errno(const struct mt_tls_failure *f)
+{
+	if (f->ssl_error != SSL_ERROR_SYSCALL || f->sys_errno == EAGAIN ||
+	    f->sys_errno == EWOULDBLOCK || f->sys_errno == EINTR)
+		return 0;
+	return f->sys_errno;
+}
+
 static void
 format_closed(const struct mt_tls_failure *f, char *buf, size_t n)
 {
 	char tmp[128];
 
-	if (f->sys_errno != 0)
+	if (real_errno(f) != 0)
 		snprintf(buf, n, "connection %s: %s", f->established ?
 		    "error" : "error during handshake",
 		    errno_text(f->sys_errno, tmp, sizeof(tmp)));
@@ -174,11 +188,42 @@ format_closed(const struct mt_tls_failure *f, char *buf, size_t n)
 		snprintf(buf, n, "connection closed during handshake");
 }
 
+/* Alerts about client certificates; 0 when it is not one of those. */
+static int
+format_client_cert(const struct mt_tls_failure *f, int reason, char *buf,
+    size_t n)
+{
+	switch (reason) {
+	case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+	case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+		/* TLS 1.2 servers say "handshake failure" for a missing one. */
+		if (reason != SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED &&
+		    !f->cert_requested)
+			return 0;
+		snprintf(buf, n, "the server requires a client certificate "
+		    "(set cert and key)");
+		return 1;
+	case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+	case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+		if (!f->has_client_cert)
+			return 0;
+		snprintf(buf, n, "the server refused our client certificate "
+		    "(%s)", ERR_reason_error_string(ERR_PACK(ERR_LIB_SSL, 0,
+		    reason)));
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /* A phrase for an SSL-library reason; 0 when there is none. */
 static int
 format_ssl_reason(const struct mt_tls_failure *f, int reason, char *buf,
     size_t n)
 {
+	if (format_client_cert(f, reason, buf, n))
+		return 1;
 	switch (reason) {
 	case SSL_R_WRONG_VERSION_NUMBER:
 	case SSL_R_HTTP_REQUEST:
@@ -218,10 +263,6 @@ format_ssl_reason(const struct mt_tls_failure *f, int reason, char *buf,
 		snprintf(buf, n, "server lacks secure renegotiation (RFC "
 		    "5746); options = LEGACY_SERVER_CONNECT allows it, "
 		    "unsafely");
-		return 1;
-	case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
-		snprintf(buf, n, "the server requires a client certificate "
-		    "(set cert and key)");
 		return 1;
 	default:
 		return 0;

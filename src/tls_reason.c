@@ -220,6 +220,7 @@ mt_tls_failure_collect(const SSL *ssl, int ssl_error,
 	    f->nerrs++)
 		f->errs[f->nerrs] = errs[f->nerrs];
 	f->established = SSL_is_init_finished(ssl);
+	f->has_client_cert = SSL_get_certificate(ssl) != NULL;
 	f->sec_level = SSL_get_security_level(ssl);
 	f->min_version = ctx != NULL ? ctx->min_version :
 	    (int)SSL_get_min_proto_version((SSL *)ssl);
@@ -227,6 +228,7 @@ mt_tls_failure_collect(const SSL *ssl, int ssl_error,
 	collect_verify(ssl, conn, f);
 	if (ctx == NULL || conn == NULL)
 		return;
+	f->cert_requested = conn->cert_requested;
 	mt_strlcpy(f->pin_source, ctx->pin_source, sizeof(f->pin_source));
 	mt_tls_sanitize(conn->key, conn->hostlen, host, sizeof(host));
 	mt_tls_expected_names(ctx, host, f->expected, sizeof(f->expected));

@@ -9,6 +9,8 @@
  *    holds only one address).
  *  - it remembers the first refusal (which certificate, at what depth), so
  *    that tls_reason.c can say what was wrong after the handshake failed.
+ * The client certificate callback here only notes that the server asked
+ * for a certificate we do not have, for the same reason.
  */
 #include "config.h"
 
@@ -105,6 +107,17 @@ check_leaf(const struct mt_tls_ctx *ctx, struct mt_tls_conn *conn,
 		return reject(conn, xs);
 	}
 	return 1;
+}
+
+/* Send none, but remember the request: it explains a refusal later. */
+int
+mt_tls_client_cert_cb(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+{
+	struct mt_tls_conn *conn = mt_tls_conn_of(ssl);
+
+	if (conn != NULL)
+		conn->cert_requested = 1;
+	return 0;
 }
 
 int

@@ -39,11 +39,17 @@ struct mt_tls_ctx;
 
 /*
  * Build the context of service svc from svc->tls. Every problem goes to
- * report with the file:line of the option that causes it (taken from
- * mt_service_conf_line(svc, "CAfile") and so on), as an error that makes
- * this return NULL, or as a warning (verifyChain = no) that does not. All
+ * report with the file:line of the option that causes it, as an error that
+ * makes this return NULL, or as a warning (verifyChain = no) that does
+ * not. Lines come from mt_service_conf_line(svc, NAME) with NAME one of
+ * verifyChain, verifyPeer, CAfile, CApath, checkHost, checkIP, cert, key,
+ * ciphers, ciphersuites, curves, sslVersionMax, sslVersionMin, client. All
  * options are checked even after the first error, so that `mailtunnel -t`
- * shows every problem at once. Nothing is logged.
+ * shows every problem at once. Nothing is logged. Keys and certificates
+ * are read now, so call this before dropping privileges.
+ *
+ * Sessions: up to session_cache_size (0: no limit but time) are kept for
+ * session_cache_timeout seconds (0: no resumption at all).
  */
 struct mt_tls_ctx *mt_tls_ctx_new(const struct mt_service_conf *svc,
     struct mt_config_report *report);
@@ -85,10 +91,12 @@ char *mt_tls_describe(const SSL *ssl, char *buf, size_t n);
 #define MT_TLS_FAIL_ERRS 4
 struct mt_tls_failure {
 	int ssl_error;		/* SSL_get_error() code; 0: unknown */
-	int sys_errno;		/* errno for SSL_ERROR_SYSCALL; 0: EOF */
+	int sys_errno;		/* errno; used after SSL_ERROR_SYSCALL only */
 	unsigned long errs[MT_TLS_FAIL_ERRS];	/* ERR codes, oldest first */
 	size_t nerrs;
 	int established;	/* the handshake had completed */
+	int cert_requested;	/* the server asked for a client cert; none */
+	int has_client_cert;	/* we have one to send */
 	int min_version;	/* the protocol floor */
 	int sec_level;		/* OpenSSL security level in force */
 

@@ -94,8 +94,9 @@ tt_server(const struct tp_cert *leaf, const struct tp_cert *chain1,
 {
 	X509 *chain[2] = { chain1 != NULL ? chain1->x : NULL,
 	    chain2 != NULL ? chain2->x : NULL };
-	struct tp_server_opts o = { leaf, chain, chain2 != NULL ? 2 :
-	    chain1 != NULL ? 1 : 0, 0, 0, -1, 0, NULL };
+	struct tp_server_opts o = { .leaf = leaf, .chain = chain,
+	    .nchain = chain2 != NULL ? 2 : chain1 != NULL ? 1 : 0,
+	    .num_tickets = -1 };
 	SSL_CTX *sc = tp_server_ctx(&o);
 
 	assert_non_null(sc);
@@ -190,6 +191,7 @@ test_verify_off_warns_once(void **state)
 	struct mt_config_report rep = { 0 };
 	struct mt_tls_ctx *ctx;
 	struct tp_result r;
+	SSL_CTX *sc;
 	SSL *ssl;
 
 	(void)state;
@@ -200,9 +202,9 @@ test_verify_off_warns_once(void **state)
 	assert_non_null(ctx);
 	assert_int_equal(rep.errors, 0);
 	assert_int_equal(rep.n, 2);
-	assert_string_equal(rep.v[0].msg, "[mail] certificate verification "
-	    "is OFF for [mail]: anyone on the network path can read and "
-	    "change this traffic");
+	assert_string_equal(rep.v[0].msg, "certificate verification is OFF "
+	    "for [mail]: anyone on the network path can read and change this "
+	    "traffic");
 	assert_int_equal(rep.v[0].line, tp_line("verifyChain"));
 	assert_false(rep.v[0].error);
 	assert_string_equal(rep.v[1].msg, "[mail] checkHost and checkIP are "
@@ -210,7 +212,7 @@ test_verify_off_warns_once(void **state)
 	assert_int_equal(rep.v[1].line, tp_line("checkHost"));
 	/* Off means off: an unknown self-signed server gets through. */
 	ssl = mt_tls_ssl_new(ctx, "pop.gmail.com", "995");
-	SSL_CTX *sc = tt_server(&P->selfsigned, NULL, NULL);
+	sc = tt_server(&P->selfsigned, NULL, NULL);
 	assert_true(tp_handshake(ssl, sc, NULL, &r));
 	SSL_CTX_free(sc);
 	mt_tls_ctx_free(ctx);
@@ -334,6 +336,7 @@ test_client_cert(void **state)
 {
 	struct mt_service_conf *svc = tt_svc();
 	struct mt_tls_ctx *ctx;
+	char path[TP_PATH + 16];
 
 	(void)state;
 	svc->tls.cert = (char *)P->client_pem;
@@ -355,6 +358,14 @@ test_client_cert(void **state)
 	ctx_fails(svc, "key", "is protected by a passphrase");
 	svc->tls.key = (char *)P->client_pem;
 	ctx_fails(svc, "key", "other users can read");
+	/* Group may read (a service group), not write. */
+	snprintf(path, sizeof(path), "%s/group.key", P->dir);
+	assert_int_equal(tp_write_pem(path, 0640, NULL, 0, P->client.key), 0);
+	svc->tls.key = path;
+	mt_tls_ctx_free(tt_ctx(svc));
+	assert_int_equal(tp_write_pem(path, 0620, NULL, 0, P->client.key), 0);
+	ctx_fails(svc, "key", "other users can change this private key (mode "
+	    "0620)");
 	svc->tls.key = "/nonexistent/client.key";
 	ctx_fails(svc, "key", "key = /nonexistent/client.key: cannot read it");
 	svc->tls.cert = (char *)P->garbage;

@@ -154,6 +154,13 @@ test_io_phrases(void **state)
 	f.established = 1;
 	assert_string_equal(phrase(&f), "connection error: Connection reset "
 	    "by peer");
+	/* A stale errno says nothing. */
+	f.sys_errno = EAGAIN;
+	assert_string_equal(phrase(&f), "connection closed without TLS "
+	    "close_notify");
+	f = ssl_failure(SSL_R_UNEXPECTED_EOF_WHILE_READING);
+	f.sys_errno = ECONNRESET;
+	assert_string_equal(phrase(&f), "connection closed during handshake");
 	f = failure();
 	f.ssl_error = SSL_ERROR_WANT_X509_LOOKUP;
 	assert_string_equal(phrase(&f), "TLS handshake failed (SSL error 4)");

@@ -33,8 +33,9 @@ static SSL_CTX *
 server(int max_version, int num_tickets, int no_cache)
 {
 	X509 *chain[1] = { P->inter.x };
-	struct tp_server_opts o = { &P->good, chain, 1, 0, max_version,
-	    num_tickets, no_cache, NULL };
+	struct tp_server_opts o = { .leaf = &P->good, .chain = chain,
+	    .nchain = 1, .max_version = max_version,
+	    .num_tickets = num_tickets, .no_cache = no_cache };
 	SSL_CTX *sc = tp_server_ctx(&o);
 
 	assert_non_null(sc);

@@ -24,18 +24,22 @@ good_server(void)
 }
 
 static SSL_CTX *
-versioned_server(int min, int max, const char *ciphers)
+server_with(int min, int max, const char *ciphers, X509 *client_ca)
 {
-	struct tp_server_opts o = { &P->good, NULL, 0, min, max, -1, 0,
-	    ciphers };
 	X509 *chain[1] = { P->inter.x };
-	SSL_CTX *sc;
+	struct tp_server_opts o = { .leaf = &P->good, .chain = chain,
+	    .nchain = 1, .min_version = min, .max_version = max,
+	    .num_tickets = -1, .ciphers = ciphers, .client_ca = client_ca };
+	SSL_CTX *sc = tp_server_ctx(&o);
 
-	o.chain = chain;
-	o.nchain = 1;
-	sc = tp_server_ctx(&o);
 	assert_non_null(sc);
 	return sc;
+}
+
+static SSL_CTX *
+versioned_server(int min, int max, const char *ciphers)
+{
+	return server_with(min, max, ciphers, NULL);
 }
 
 static void
@@ -251,6 +255,29 @@ test_protocol(void **state)
 }
 
 static void
+test_client_certificates(void **state)
+{
+	struct mt_service_conf *svc = tt_svc();
+	struct tp_result r;
+
+	(void)state;
+	/* TLS 1.3 says so with an alert; TLS 1.2 only "handshake failure". */
+	tt_refused(svc, server_with(0, 0, NULL, P->root.x),
+	    "mail.example.net", "the server requires a client certificate "
+	    "(set cert and key)");
+	tt_refused(svc, server_with(0, TLS1_2_VERSION, NULL, P->root.x),
+	    "mail.example.net", "the server requires a client certificate "
+	    "(set cert and key)");
+	svc->tls.cert = (char *)P->client_pem;
+	svc->tls.key = (char *)P->client_key;
+	assert_true(tt_connect(svc, server_with(0, 0, NULL, P->root.x),
+	    "mail.example.net", &r));
+	tt_refused(svc, server_with(0, TLS1_2_VERSION, NULL,
+	    P->other_root.x), "mail.example.net", "the server refused our "
+	    "client certificate (tlsv1 alert unknown ca)");
+}
+
+static void
 test_not_tls(void **state)
 {
 	struct mt_tls_ctx *ctx = tt_ctx(tt_svc());
@@ -288,6 +315,7 @@ tt_run_verify_tests(void)
 		cmocka_unit_test(test_weak),
 		cmocka_unit_test(test_pinning),
 		cmocka_unit_test(test_protocol),
+		cmocka_unit_test(test_client_certificates),
 		cmocka_unit_test(test_not_tls),
 	};
 

@@ -198,6 +198,13 @@ tp_server_ctx(const struct tp_server_opts *o)
 			goto err;
 	if (o->ciphers != NULL && !SSL_CTX_set_cipher_list(sc, o->ciphers))
 		goto err;
+	if (o->client_ca != NULL) {
+		if (!X509_STORE_add_cert(SSL_CTX_get_cert_store(sc),
+		    o->client_ca))
+			goto err;
+		SSL_CTX_set_verify(sc, SSL_VERIFY_PEER |
+		    SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	}
 	SSL_CTX_set_min_proto_version(sc, o->min_version);
 	SSL_CTX_set_max_proto_version(sc, o->max_version);
 	SSL_CTX_set_session_id_context(sc, (const unsigned char *)"tp", 2);
@@ -233,6 +240,7 @@ static void
 drive(SSL *c, SSL *s, BIO *sbio, struct tp_result *r)
 {
 	int cdone = 0, sdone = 0, sfail = 0, rc, err;
+	char buf[16];
 	int i;
 
 	for (i = 0; i < 200 && !(cdone && sdone); i++) {
@@ -257,8 +265,13 @@ drive(SSL *c, SSL *s, BIO *sbio, struct tp_result *r)
 			sdone = 1;
 	}
 	r->ok = cdone && sdone;
-	if (!r->ok)
-		snprintf(r->reason, sizeof(r->reason), "handshake stalled");
+	if (r->ok)
+		return;
+	snprintf(r->reason, sizeof(r->reason), "handshake stalled");
+	/* TLS 1.3: the server may refuse a client that is done already. */
+	if (cdone && sfail && (rc = SSL_read(c, buf, sizeof(buf))) <= 0)
+		mt_tls_reason(c, SSL_get_error(c, rc), r->reason,
+		    sizeof(r->reason));
 }
 
 /* Let the server talk so that the client reads its TLS 1.3 tickets. */

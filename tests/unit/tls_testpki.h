@@ -84,6 +84,7 @@ struct tp_server_opts {
 	int num_tickets;	/* TLS 1.3 tickets per handshake; -1: default */
 	int no_cache;		/* no session IDs, no tickets */
 	const char *ciphers;	/* TLS 1.2 list; NULL: all, level 0 */
+	X509 *client_ca;	/* require client certificates from it */
 };
 /* A server context at security level 0, so that weak test certs load. */
 SSL_CTX *tp_server_ctx(const struct tp_server_opts *o);
