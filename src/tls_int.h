@@ -18,7 +18,7 @@
 #include "mailtunnel/log.h"
 #include "mailtunnel/tls.h"
 
-/* host:port, as the session cache key; longer targets are not cached. */
+/* "host port", the session cache key; longer targets are not cached. */
 #define MT_TLS_KEY_MAX 320
 
 /*
@@ -86,7 +86,7 @@ struct mt_tls_conn {
 	X509 *cert;			/* the certificate at depth */
 	X509 *leaf;			/* the server's own certificate */
 	size_t hostlen;			/* key[0..hostlen) is the host */
-	char key[];			/* "host:port" */
+	char key[];			/* "host port" */
 };
 
 /* What mt_tls_ctx_new() is building, and where to report problems. */

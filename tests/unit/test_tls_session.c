@@ -132,7 +132,7 @@ test_resume_tls12(void **state)
 	assert_non_null(strstr(r.describe, "TLSv1.2 "));
 	assert_true(tp_handshake(b, sc, NULL, &r));
 	assert_true(r.resumed);
-	/* Still there after both were freed without close_notify. */
+	/* Still there, though the clients went without close_notify. */
 	assert_true(run(ctx, sc, "mail.example.net"));
 	check_stats(ctx, 1, 3);
 	mt_tls_ctx_free(ctx);
