@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -199,6 +200,7 @@ static void
 test_pinning(void **state)
 {
 	struct mt_service_conf *svc = tt_svc();
+	char self[TP_PATH + 16];
 	struct tp_result r;
 
 	(void)state;
@@ -227,6 +229,14 @@ test_pinning(void **state)
 	    "pinned: not found in CApath");
 	svc->tls.ca_path = (char *)P->pin_capath;
 	assert_true(tt_connect(svc, good_server(), "mail.example.net", &r));
+	/* The usual pin: a server's own self-signed certificate. */
+	snprintf(self, sizeof(self), "%s/self.pem", P->dir);
+	assert_int_equal(tp_write_pem(self, 0644, &P->selfsigned.x, 1, NULL),
+	    0);
+	svc->tls.ca_path = NULL;
+	svc->tls.ca_file = self;
+	assert_true(tt_connect(svc, tt_server(&P->selfsigned, NULL, NULL),
+	    "mail.example.net", &r));
 	/* Pinning forgives a missing chain, not an expired certificate. */
 	svc->tls.ca_path = NULL;
 	svc->tls.ca_file = (char *)P->leaf_pem;
