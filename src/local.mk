@@ -12,6 +12,8 @@ src_libmailtunnel_a_SOURCES = \
 	src/config_types.c \
 	src/config_net_types.c \
 	src/config_tls_types.c
+src_libmailtunnel_a_SOURCES += src/tls.c src/tls_files.c src/tls_conn.c src/tls_verify.c \
+	src/tls_session.c src/tls_reason.c src/tls_phrase.c src/tls_int.h
 
 bin_PROGRAMS += src/mailtunnel
 src_mailtunnel_SOURCES = src/main.c

@@ -3,6 +3,7 @@ UNIT_TESTS = \
 	tests/unit/test_util \
 	tests/unit/test_log \
 	tests/unit/test_config
+UNIT_TESTS += tests/unit/test_tls
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 UNIT_LDADD = $(MT_LIBS) $(CMOCKA_LIBS)
@@ -17,4 +18,11 @@ tests_unit_test_log_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_config_SOURCES = tests/unit/test_config.c
 tests_unit_test_config_LDADD = $(UNIT_LDADD)
 tests_unit_test_config_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_tls_SOURCES = tests/unit/test_tls.c \
+	tests/unit/test_tls_verify.c tests/unit/test_tls_session.c \
+	tests/unit/test_tls_phrase.c tests/unit/tls_tests.h \
+	tests/unit/tls_testpki.c tests/unit/tls_testfixture.c \
+	tests/unit/tls_testpki.h
+tests_unit_test_tls_LDADD = $(UNIT_LDADD)
+tests_unit_test_tls_CFLAGS = $(UNIT_CFLAGS)
 endif
