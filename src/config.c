@@ -140,9 +140,11 @@ start_section(struct load *ld, const char *name)
 	ld->svc_options = 0;
 }
 
-static void
-service_free(struct mt_service_conf *svc)
+void
+mt_service_conf_free(struct mt_service_conf *svc)
 {
+	if (svc == NULL)
+		return;
 	mt_options_free(svc, MT_SCOPE_SERVICE);
 	free(svc->name);
 	free(svc->file);
@@ -162,12 +164,12 @@ finish_section(struct load *ld)
 		mt_config_report_add(ld->report, svc->file, svc->line, 0,
 		    "[%s] has no options (all commented out?); skipped",
 		    svc->name);
-		service_free(svc);
+		mt_service_conf_free(svc);
 		return;
 	}
 	v = realloc(cfg->services, (cfg->nservices + 1) * sizeof(*v));
 	if (v == NULL) {
-		service_free(svc);
+		mt_service_conf_free(svc);
 		ld->nomem = 1;
 		return;
 	}
@@ -526,6 +528,15 @@ mt_config_load_buffer(const char *name, const char *buf, size_t len,
 	return cfg;
 }
 
+struct mt_service_conf *
+mt_config_take_service(struct mt_config *cfg, size_t i)
+{
+	struct mt_service_conf *svc = cfg->services[i];
+
+	cfg->services[i] = NULL;
+	return svc;
+}
+
 void
 mt_config_free(struct mt_config *cfg)
 {
@@ -534,7 +545,7 @@ mt_config_free(struct mt_config *cfg)
 	if (cfg == NULL)
 		return;
 	for (i = 0; i < cfg->nservices; i++)
-		service_free(cfg->services[i]);
+		mt_service_conf_free(cfg->services[i]);
 	free(cfg->services);
 	mt_options_free(cfg, MT_SCOPE_GLOBAL);
 	free(cfg->path);

@@ -98,6 +98,14 @@ mt_config_dump(const struct mt_config *cfg, FILE *out)
 }
 
 int
+mt_config_global_is_set(const struct mt_config *cfg, const char *name)
+{
+	const struct mt_option *opt = mt_option_find(name);
+
+	return opt != NULL && mt_optset_has(&cfg->set, mt_option_index(opt));
+}
+
+int
 mt_service_conf_is_set(const struct mt_service_conf *svc, const char *name)
 {
 	const struct mt_option *opt = mt_option_find(name);

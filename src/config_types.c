@@ -25,6 +25,10 @@
 #define CFIELD(obj, opt, type) \
 	((const type *)(const void *)((const char *)(obj) + (opt)->offset))
 
+static void opt_problem(const struct mt_opt_where *where,
+    const struct mt_option *opt, int error, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
 static void
 opt_problem(const struct mt_opt_where *where, const struct mt_option *opt,
     int error, const char *fmt, va_list ap)

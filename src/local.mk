@@ -11,7 +11,16 @@ src_libmailtunnel_a_SOURCES = \
 	src/config_report.c \
 	src/config_types.c \
 	src/config_net_types.c \
-	src/config_tls_types.c
+	src/config_tls_types.c \
+	src/net.c \
+	src/service.c \
+	src/tunnel.c \
+	src/tunnel_connect.c \
+	src/tunnel_int.h \
+	src/worker.c \
+	src/generation.c \
+	src/daemon.c \
+	src/daemon_int.h
 src_libmailtunnel_a_SOURCES += src/tls.c src/tls_files.c src/tls_conn.c src/tls_verify.c \
 	src/tls_session.c src/tls_reason.c src/tls_phrase.c src/tls_int.h
 

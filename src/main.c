@@ -1,8 +1,145 @@
+/*
+ * main: the command line. Everything else lives in the modules; this file
+ * parses arguments, maps results to sysexits codes, and is the only place
+ * that exits.
+ */
 #include "config.h"
+
+#include <getopt.h>
 #include <stdio.h>
-int
-main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include <event2/event.h>
+#include <openssl/crypto.h>
+
+#include "mailtunnel/config.h"
+#include "mailtunnel/daemon.h"
+#include "mailtunnel/log.h"
+#include "mailtunnel/net.h"
+#include "mailtunnel/service.h"
+
+static void
+usage(FILE *out)
 {
-	printf("%s\n", PACKAGE_STRING);
-	return 0;
+	fprintf(out,
+"Usage: mailtunnel [OPTIONS] [CONFIG]\n"
+"\n"
+"Accept plaintext POP3, IMAP and SMTP clients on this machine and bridge\n"
+"them to mail servers over verified TLS. CONFIG is a stunnel-style file\n"
+"(default " MT_CONFIG_DEFAULT_PATH ").\n"
+"\n"
+"Options:\n"
+"  -c, --config FILE     read FILE (same as giving it as CONFIG)\n"
+"  -f, --foreground      stay in the foreground and log to stderr\n"
+"  -t, --check-config    check the configuration (TLS files included),\n"
+"                        print every problem, exit 0 if usable, else 78\n"
+"  -v, --verbose         with -t: also print the effective configuration\n"
+"  -h, --help            show this help\n"
+"  -V, --version         show the versions of mailtunnel, OpenSSL, libevent\n"
+"\n"
+"Signals: HUP reloads the configuration, USR1 reopens the log file,\n"
+"TERM and INT stop accepting and let connections finish (TIMEOUTclose).\n"
+"\n"
+"See mailtunnel(8) and mailtunnel.conf(5).\n");
+}
+
+static void
+version(void)
+{
+	printf("mailtunnel %s\n", PACKAGE_VERSION);
+	printf("built with %s, running %s\n", OPENSSL_VERSION_TEXT,
+	    OpenSSL_version(OPENSSL_VERSION));
+	printf("libevent %s\n", event_get_version());
+}
+
+/*
+ * -t: everything start-up does except binding and forking: parse, build
+ * the TLS contexts, resolve the accept addresses.
+ */
+static int
+check_config(const char *path, int verbose)
+{
+	struct mt_config_report report = { 0 };
+	struct mt_sockaddr *addrs;
+	struct mt_service *svc;
+	struct mt_config *cfg;
+	char err[512];
+	size_t i, n, nservices = 0;
+
+	mt_log_set_level(MT_LOG_WARNING);
+	if ((cfg = mt_config_load(path, &report)) != NULL) {
+		if (verbose)
+			mt_config_dump(cfg, stdout);
+		nservices = cfg->nservices;
+		for (i = 0; i < cfg->nservices; i++) {
+			struct mt_service_conf *conf = cfg->services[i];
+
+			if (mt_net_resolve_listen(&conf->accept, &addrs, &n, err,
+			    sizeof(err)) == 0)
+				free(addrs);
+			else
+				mt_config_report_add(&report, conf->file,
+				    mt_service_conf_line(conf, "accept"), 1,
+				    "[%s] accept: %s", conf->name, err);
+			svc = mt_service_new(mt_config_take_service(cfg, i),
+			    &report);
+			mt_service_unref(svc);
+		}
+	}
+	mt_config_report_print(&report, stderr);
+	if (report.errors > 0)
+		fprintf(stderr, "%s: %zu error%s\n", path, report.errors,
+		    report.errors == 1 ? "" : "s");
+	else
+		fprintf(stderr, "%s: OK (%zu service%s)\n", path, nservices,
+		    nservices == 1 ? "" : "s");
+	n = report.errors;
+	mt_config_report_free(&report);
+	mt_config_free(cfg);
+	return n > 0 ? EX_CONFIG : EX_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "check-config", no_argument, NULL, 't' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct mt_daemon_args args = { MT_CONFIG_DEFAULT_PATH, 0 };
+	const char *config = NULL;
+	int c, check = 0, verbose = 0;
+
+	while ((c = getopt_long(argc, argv, "c:ftvhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'f': args.force_foreground = 1; break;
+		case 't': check = 1; break;
+		case 'v': verbose = 1; break;
+		case 'h': usage(stdout); return EX_OK;
+		case 'V': version(); return EX_OK;
+		default: usage(stderr); return EX_USAGE;
+		}
+	}
+	if (optind < argc) {
+		if (config != NULL || optind + 1 < argc) {
+			fprintf(stderr, "mailtunnel: one configuration file, "
+			    "please\n");
+			usage(stderr);
+			return EX_USAGE;
+		}
+		config = argv[optind];
+	}
+	if (config != NULL)
+		args.config_path = config;
+	if (check)
+		return check_config(args.config_path, verbose);
+	return mt_daemon_run(&args);
 }

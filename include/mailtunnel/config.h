@@ -152,6 +152,14 @@ struct mt_config *mt_config_load_buffer(const char *name, const char *buf,
     size_t len, struct mt_config_report *report);
 void mt_config_free(struct mt_config *cfg);
 
+/*
+ * Take service i out of cfg: the caller owns it from now on and frees it
+ * with mt_service_conf_free(); cfg keeps an empty slot.
+ */
+struct mt_service_conf *mt_config_take_service(struct mt_config *cfg,
+    size_t i);
+void mt_service_conf_free(struct mt_service_conf *svc);
+
 /* Append a problem; printf-style. Used by later stages (tls, services). */
 void mt_config_report_add(struct mt_config_report *report, const char *file,
     unsigned line, int error, const char *fmt, ...)
@@ -162,6 +170,9 @@ void mt_config_report_free(struct mt_config_report *report);
 
 /* Print the effective configuration (defaults included) in config syntax. */
 void mt_config_dump(const struct mt_config *cfg, FILE *out);
+
+/* Whether global option NAME was written in the file (even empty). */
+int mt_config_global_is_set(const struct mt_config *cfg, const char *name);
 
 /* Whether option NAME was set in this service's section or inherited. */
 int mt_service_conf_is_set(const struct mt_service_conf *svc, const char *name);

@@ -1,5 +1,8 @@
 INTEGRATION_TESTS =
-INTEGRATION_TESTS += tests/integration/test_fixtures.py
+INTEGRATION_TESTS += tests/integration/test_fixtures.py \
+	tests/integration/test_tunnel_mail.py \
+	tests/integration/test_tunnel_certs.py \
+	tests/integration/test_tunnel_stream.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS)
 # The fixture library the tests import, its documentation and the helper

@@ -3,7 +3,7 @@ UNIT_TESTS = \
 	tests/unit/test_util \
 	tests/unit/test_log \
 	tests/unit/test_config
-UNIT_TESTS += tests/unit/test_tls
+UNIT_TESTS += tests/unit/test_tls tests/unit/test_manpage
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 UNIT_LDADD = $(MT_LIBS) $(CMOCKA_LIBS)
@@ -25,4 +25,7 @@ tests_unit_test_tls_SOURCES = tests/unit/test_tls.c \
 	tests/unit/tls_testpki.h
 tests_unit_test_tls_LDADD = $(UNIT_LDADD)
 tests_unit_test_tls_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_manpage_SOURCES = tests/unit/test_manpage.c
+tests_unit_test_manpage_LDADD = $(UNIT_LDADD)
+tests_unit_test_manpage_CFLAGS = $(UNIT_CFLAGS) -DMT_TEST_SRCDIR='"$(abs_top_srcdir)"'
 endif

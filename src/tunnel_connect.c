@@ -1,0 +1,301 @@
+/*
+ * tunnel_connect: from an accepted client to an established TLS session
+ * with one of the service's connect targets.
+ *
+ * Targets are tried in order (or from a rotating start with failover = rr);
+ * each target's addresses are tried in the order DNS gave them. Each
+ * address gets TIMEOUTconnect for TCP and the TLS handshake. A refused
+ * certificate skips the target's other addresses (they are the same
+ * server name), while network errors try the next address. When every
+ * target has failed, retry = DELAY starts over until TIMEOUTconnect has
+ * passed since the client arrived.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/bufferevent_ssl.h>
+#include <event2/util.h>
+
+#include "mailtunnel/tls.h"
+#include "tunnel_int.h"
+
+static void try_target(struct mt_tunnel *t);
+static void try_address(struct mt_tunnel *t);
+static void next_target(struct mt_tunnel *t);
+
+static struct mt_target *
+target_of(struct mt_tunnel *t)
+{
+	return &t->svc->targets[t->target];
+}
+
+void
+mt_tunnel_connect_first(struct mt_tunnel *t)
+{
+	struct mt_service *svc = t->svc;
+
+	t->tried = 0;
+	t->target = svc->conf->failover_rr ?
+	    atomic_fetch_add(&svc->rr, 1) % svc->ntargets : 0;
+	try_target(t);
+}
+
+static void
+dns_done(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct mt_tunnel *t = arg;
+	struct mt_target *tg;
+	struct evutil_addrinfo *ai;
+
+	if (result == EVUTIL_EAI_CANCEL)
+		return;		/* the tunnel is going away */
+	t->dns_req = NULL;
+	tg = target_of(t);
+	if (result != 0) {
+		mt_log_c(&t->log, MT_LOG_WARNING, "cannot resolve %s: %s",
+		    tg->host, evutil_gai_strerror(result));
+		next_target(t);
+		return;
+	}
+	t->naddrs = 0;
+	for (ai = res; ai != NULL && t->naddrs < MT_TARGET_MAX_ADDRS;
+	    ai = ai->ai_next) {
+		memcpy(&t->addrs[t->naddrs].ss, ai->ai_addr, ai->ai_addrlen);
+		t->addrs[t->naddrs++].len = (socklen_t)ai->ai_addrlen;
+	}
+	evutil_freeaddrinfo(res);
+	if (!t->svc->conf->delay)
+		mt_target_cache_store(tg, t->addrs, t->naddrs);
+	t->addr = 0;
+	try_address(t);
+}
+
+static void
+try_target(struct mt_tunnel *t)
+{
+	struct mt_target *tg = target_of(t);
+	struct evutil_addrinfo hints;
+	struct evdns_getaddrinfo_request *req;
+
+	t->addr = 0;
+	t->naddrs = 0;
+	if (tg->is_ip) {
+		t->addrs[0] = tg->literal;
+		t->naddrs = 1;
+		try_address(t);
+		return;
+	}
+	if (!t->svc->conf->delay &&
+	    (t->naddrs = mt_target_cached(tg, t->addrs,
+	    MT_TARGET_MAX_ADDRS)) > 0) {
+		try_address(t);
+		return;
+	}
+	t->state = MT_T_RESOLVING;
+	mt_tunnel_set_timer(t, t->svc->conf->timeout_connect * 1000);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
+	/* NULL means dns_done already ran (and t may be gone). */
+	req = evdns_getaddrinfo(t->env->dns, tg->host, tg->port, &hints,
+	    dns_done, t);
+	if (req != NULL)
+		t->dns_req = req;
+}
+
+static void
+connect_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct mt_tunnel *t = arg;
+	struct bufferevent *bev;
+	SSL *ssl;
+	int err;
+
+	event_free(t->connect_ev);
+	t->connect_ev = NULL;
+	if ((err = mt_net_connect_result(fd)) != 0) {
+		mt_log_c(&t->log, MT_LOG_WARNING, "cannot connect to %s [%s]: "
+		    "%s", target_of(t)->name, t->server_addr, strerror(err));
+		goto next;
+	}
+	if ((ssl = mt_tls_ssl_new(t->svc->tls, target_of(t)->host,
+	    target_of(t)->port)) == NULL) {
+		mt_log_c(&t->log, MT_LOG_ERR, "cannot create a TLS session");
+		goto next;
+	}
+	bev = bufferevent_openssl_socket_new(t->env->base, fd, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		mt_log_c(&t->log, MT_LOG_ERR, "out of memory");
+		goto next;
+	}
+	t->server_fd = -1;	/* the bufferevent owns it now */
+	t->server = bev;
+	t->ssl = ssl;
+	t->state = MT_T_HANDSHAKE;
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	bufferevent_setcb(bev, NULL, NULL, mt_tunnel_handshake_event, t);
+	return;
+
+next:
+	close(t->server_fd);
+	t->server_fd = -1;
+	t->addr++;
+	try_address(t);
+}
+
+static void
+try_address(struct mt_tunnel *t)
+{
+	struct mt_service_conf *conf = t->svc->conf;
+	struct mt_sockaddr *a;
+	int fd;
+
+	for (; t->addr < t->naddrs; t->addr++) {
+		a = &t->addrs[t->addr];
+		mt_net_format((struct sockaddr *)&a->ss, a->len,
+		    t->server_addr, sizeof(t->server_addr));
+		fd = mt_net_connect_start((struct sockaddr *)&a->ss, a->len,
+		    conf->sockopts, conf->nsockopts);
+		if (fd == -1) {
+			mt_log_c(&t->log, MT_LOG_WARNING, "cannot connect to %s "
+			    "[%s]: %s", target_of(t)->name, t->server_addr,
+			    strerror(errno));
+			continue;
+		}
+		t->connect_ev = event_new(t->env->base, fd, EV_WRITE,
+		    connect_done, t);
+		if (t->connect_ev == NULL || event_add(t->connect_ev, NULL)) {
+			close(fd);
+			continue;
+		}
+		t->server_fd = fd;
+		t->state = MT_T_CONNECTING;
+		mt_tunnel_set_timer(t, conf->timeout_connect * 1000);
+		return;
+	}
+	/* Every address failed: the cached ones may be stale. */
+	if (!target_of(t)->is_ip)
+		mt_target_cache_forget(target_of(t));
+	next_target(t);
+}
+
+static long long
+elapsed_ms(struct mt_tunnel *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t->started.tv_sec) * 1000LL +
+	    (now.tv_nsec - t->started.tv_nsec) / 1000000;
+}
+
+static void
+next_target(struct mt_tunnel *t)
+{
+	struct mt_service_conf *conf = t->svc->conf;
+
+	if (++t->tried < t->svc->ntargets) {
+		t->target = (t->target + 1) % t->svc->ntargets;
+		try_target(t);
+		return;
+	}
+	if (conf->retry_ms > 0 && elapsed_ms(t) + (long long)conf->retry_ms <
+	    (long long)conf->timeout_connect * 1000) {
+		mt_log_c(&t->log, MT_LOG_INFO, "no server reachable; retrying "
+		    "in %llu ms", conf->retry_ms);
+		t->state = MT_T_RETRY_WAIT;
+		mt_tunnel_set_timer(t, conf->retry_ms);
+		return;
+	}
+	mt_log_c(&t->log, MT_LOG_ERR, "no server reachable (%zu connect "
+	    "target%s tried); closing the client", t->svc->ntargets,
+	    t->svc->ntargets == 1 ? "" : "s");
+	mt_tunnel_free(t);
+}
+
+void
+mt_tunnel_handshake_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct mt_tunnel *t = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	char why[512];
+	int refused;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		mt_tunnel_open(t);
+		return;
+	}
+	mt_tls_reason_bufferevent(bev, err, why, sizeof(why));
+	refused = SSL_get_verify_result(t->ssl) != X509_V_OK;
+	mt_log_c(&t->log, MT_LOG_ERR, "TLS handshake with %s [%s] failed: %s",
+	    target_of(t)->name, t->server_addr, why);
+	bufferevent_free(t->server);
+	t->server = NULL;
+	t->ssl = NULL;
+	/* A refused certificate is the same on every address of a name. */
+	if (refused) {
+		next_target(t);
+		return;
+	}
+	t->addr++;
+	try_address(t);
+}
+
+void
+mt_tunnel_connect_timeout(struct mt_tunnel *t)
+{
+	unsigned long long secs = t->svc->conf->timeout_connect;
+
+	switch (t->state) {
+	case MT_T_RESOLVING:
+		mt_log_c(&t->log, MT_LOG_WARNING, "resolving %s timed out "
+		    "after %llus", target_of(t)->host, secs);
+		mt_tunnel_connect_cancel(t);
+		next_target(t);
+		return;
+	case MT_T_CONNECTING:
+	case MT_T_HANDSHAKE:
+		mt_log_c(&t->log, MT_LOG_WARNING, "%s %s [%s] timed out after "
+		    "%llus (TIMEOUTconnect)", t->state == MT_T_CONNECTING ?
+		    "connecting to" : "TLS handshake with", target_of(t)->name,
+		    t->server_addr, secs);
+		mt_tunnel_connect_cancel(t);
+		t->addr++;
+		try_address(t);
+		return;
+	case MT_T_RETRY_WAIT:
+		mt_tunnel_connect_first(t);
+		return;
+	default:
+		return;
+	}
+}
+
+void
+mt_tunnel_connect_cancel(struct mt_tunnel *t)
+{
+	if (t->dns_req != NULL) {
+		evdns_getaddrinfo_cancel(t->dns_req);
+		t->dns_req = NULL;
+	}
+	if (t->connect_ev != NULL) {
+		event_free(t->connect_ev);
+		t->connect_ev = NULL;
+	}
+	if (t->server_fd != -1) {
+		close(t->server_fd);
+		t->server_fd = -1;
+	}
+	if (t->state == MT_T_HANDSHAKE && t->server != NULL) {
+		bufferevent_free(t->server);
+		t->server = NULL;
+		t->ssl = NULL;
+	}
+}
