@@ -88,7 +88,7 @@ static int
 setup_log(const struct mt_config *cfg, int foreground)
 {
 	mt_log_set_level(cfg->debug_level);
-	if (foreground == 1) {
+	if (cfg->output == NULL && foreground == 1) {
 		mt_log_to_stderr();
 		return 0;
 	}
@@ -409,6 +409,10 @@ begin_stop(struct daemon *d, int sig)
 	    open == 1 ? "" : "s");
 	for (i = 0; i < d->nworkers; i++)
 		mt_worker_drain(d->workers[i]);
+	/* The sockets close once the workers let go of them too, so new
+	 * clients are refused instead of queueing where nobody accepts. */
+	mt_generation_unref(d->gen);
+	d->gen = NULL;
 	event_add(d->poll_ev, &tv);
 }
 
@@ -532,7 +536,8 @@ prepare(struct daemon *d)
 	d->nworkers = worker_count(d->cfg);
 	d->gen = mt_generation_build(d->cfg, NULL, d->nworkers, &report,
 	    &bind_failed);
-	log_report(&report, d->foreground != 1);
+	/* Before the fork the terminal hears every problem, whatever the log. */
+	log_report(&report, d->cfg->output != NULL || d->foreground != 1);
 	if (d->gen == NULL) {
 		rc = bind_failed ? EX_OSERR : EX_CONFIG;
 		goto out;

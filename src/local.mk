@@ -13,6 +13,7 @@ src_libmailtunnel_a_SOURCES = \
 	src/config_net_types.c \
 	src/config_tls_types.c \
 	src/net.c \
+	src/stream.c \
 	src/service.c \
 	src/tunnel.c \
 	src/tunnel_connect.c \

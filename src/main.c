@@ -32,7 +32,7 @@ usage(FILE *out)
 "\n"
 "Options:\n"
 "  -c, --config FILE     read FILE (same as giving it as CONFIG)\n"
-"  -f, --foreground      stay in the foreground and log to stderr\n"
+"  -f, --foreground      stay in the foreground; log to stderr (or output)\n"
 "  -t, --check-config    check the configuration (TLS files included),\n"
 "                        print every problem, exit 0 if usable, else 78\n"
 "  -v, --verbose         with -t: also print the effective configuration\n"

@@ -1,11 +1,11 @@
 /*
  * tunnel: bridging an open tunnel, and tearing it down.
  *
- * The shape is libevent's le-proxy: what one side reads is moved (not
- * copied) to the other side's output; when that output passes the high
- * water mark, the source stops reading until the output has drained to
- * half. Each direction therefore buffers at most MT_TUNNEL_HIGH_WATER plus
- * one read, whatever the peers do.
+ * What one side reads goes into the other side's pending buffer and is
+ * written at once; only what the peer does not take stays buffered, and a
+ * side stops being read when the other side's buffer passes the high
+ * water mark. Each direction therefore holds at most MT_TUNNEL_HIGH_WATER
+ * plus one read, whatever the peers do.
  *
  * Closing follows the data: a client EOF becomes a TLS close_notify and a
  * TCP FIN towards the server once everything before it was written, and
@@ -25,7 +25,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
 
 #include "mailtunnel/tls.h"
 #include "tunnel_int.h"
@@ -33,9 +32,7 @@
 /* After the last reply, how long a client may keep sending before close. */
 #define MT_TUNNEL_LINGER_MS 5000
 
-static void client_read(struct bufferevent *bev, void *arg);
-static void client_write(struct bufferevent *bev, void *arg);
-static void client_event(struct bufferevent *bev, short what, void *arg);
+enum relay_result { RELAY_OK, RELAY_SRC_EOF, RELAY_SRC_ERROR, RELAY_DST_ERROR };
 
 time_t
 mt_tunnel_now(struct mt_tunnel *t)
@@ -51,7 +48,8 @@ mt_tunnel_set_timer(struct mt_tunnel *t, unsigned long long ms)
 {
 	struct timeval tv = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000 };
 
-	evtimer_add(t->timer, &tv);
+	t->timer_due = mt_tunnel_now(t) + (time_t)(ms / 1000);
+	evtimer_add(&t->timer, &tv);
 }
 
 static void
@@ -91,7 +89,19 @@ log_closed(struct mt_tunnel *t)
 	    (double)(now.tv_nsec - t->started.tv_nsec) / 1e9;
 	mt_log_c(&t->log, MT_LOG_INFO, "closed after %.1fs: %llu bytes to the "
 	    "server, %llu bytes to the client", secs,
-	    (unsigned long long)t->up, (unsigned long long)t->down);
+	    (unsigned long long)t->sent, (unsigned long long)t->received);
+}
+
+/* Say goodbye to the server; an unclean end would spoil the session. */
+static void
+close_server(struct mt_tunnel *t)
+{
+	if (!t->server_open)
+		return;
+	if (t->state >= MT_T_OPEN && !t->close_notify_sent)
+		mt_stream_shutdown_write(&t->server);
+	mt_stream_close(&t->server);
+	t->server_open = 0;
 }
 
 void
@@ -99,18 +109,13 @@ mt_tunnel_free(struct mt_tunnel *t)
 {
 	struct mt_tunnel_env *env = t->env;
 
+	mt_tunnel_connect_release(t);
 	mt_tunnel_connect_cancel(t);
-	if (t->server != NULL) {
-		/* Say goodbye properly: a session closed without close_notify
-		 * would not be resumed. */
-		if (t->state >= MT_T_OPEN && !t->close_notify_sent)
-			SSL_shutdown(t->ssl);
-		bufferevent_free(t->server);
-	}
-	if (t->client != NULL)
-		bufferevent_free(t->client);
-	if (t->timer != NULL)
-		event_free(t->timer);
+	close_server(t);
+	mt_stream_close(&t->client);
+	evtimer_del(&t->timer);
+	evbuffer_free(t->up);
+	evbuffer_free(t->down);
 	env_unlink(t);
 	log_closed(t);
 	atomic_fetch_sub(&t->svc->active, 1);
@@ -119,36 +124,67 @@ mt_tunnel_free(struct mt_tunnel *t)
 	env->closed(env->arg);
 }
 
-/* Move what src has read into dst's output; pause src if dst is full. */
+/* Re-arm the timer if a new deadline comes before the armed one. */
 static void
-pump(struct mt_tunnel *t, struct bufferevent *src, struct bufferevent *dst,
-    uint64_t *counter)
+deadline(struct mt_tunnel *t, time_t due)
 {
-	struct evbuffer *in = bufferevent_get_input(src);
-	struct evbuffer *out = bufferevent_get_output(dst);
+	time_t now = mt_tunnel_now(t);
 
-	*counter += evbuffer_get_length(in);
-	evbuffer_add_buffer(out, in);
-	t->last_active = mt_tunnel_now(t);
-	if (evbuffer_get_length(out) >= MT_TUNNEL_HIGH_WATER)
-		bufferevent_disable(src, EV_READ);
+	if (due < t->timer_due)
+		mt_tunnel_set_timer(t, due > now ?
+		    (unsigned long long)(due - now) * 1000 : 0);
 }
 
-/* Tell the server the client is done: close_notify, then a TCP FIN. */
-static void
-forward_client_eof(struct mt_tunnel *t)
+/*
+ * Move data from src to dst: write what is pending, read more while dst
+ * is not full, until neither side can make progress or the budget is
+ * spent (then come back in the next loop turn).
+ */
+static enum relay_result
+relay(struct mt_tunnel *t, struct mt_stream *src, struct mt_stream *dst,
+    struct evbuffer **bufp, uint64_t *counter, time_t *blocked)
 {
-	if (t->close_notify_sent ||
-	    evbuffer_get_length(bufferevent_get_output(t->server)) > 0)
-		return;
-	t->close_notify_sent = 1;
-	SSL_shutdown(t->ssl);
-	shutdown(bufferevent_getfd(t->server), SHUT_WR);
-	mt_log_c(&t->log, MT_LOG_DEBUG, "client finished sending; told the "
-	    "server");
+	struct evbuffer *buf = *bufp;
+	int budget = MT_TUNNEL_BUDGET, again = 0;
+	ssize_t n;
+
+	for (;;) {
+		if (evbuffer_get_length(buf) > 0 && mt_stream_writable(dst) &&
+		    mt_stream_write(dst, buf) == MT_STREAM_ERROR)
+			return RELAY_DST_ERROR;
+		if (evbuffer_get_length(buf) == 0) {
+			*blocked = 0;
+		} else if (*blocked == 0 && !mt_stream_writable(dst)) {
+			*blocked = mt_tunnel_now(t);
+			deadline(t, *blocked +
+			    (time_t)t->svc->conf->timeout_busy);
+		}
+		if (again || evbuffer_get_length(buf) >= MT_TUNNEL_HIGH_WATER ||
+		    !mt_stream_readable(src))
+			return RELAY_OK;
+		if (budget-- == 0) {
+			/* Fair to the other connections: resume next turn. */
+			event_active(&src->ev, EV_READ, 0);
+			return RELAY_OK;
+		}
+		n = mt_stream_read(src, buf, MT_TUNNEL_IO_CHUNK);
+		if (n > 0) {
+			*counter += (uint64_t)n;
+			t->last_active = mt_tunnel_now(t);
+		} else if (n == MT_STREAM_EOF) {
+			return RELAY_SRC_EOF;
+		} else if (n == MT_STREAM_ERROR) {
+			return RELAY_SRC_ERROR;
+		} else {
+			/* Nothing: write what we have, then wait; an idle
+			 * connection keeps no read space. */
+			again = 1;
+			mt_stream_buffer_release(bufp);
+			buf = *bufp;
+		}
+	}
 }
 
-/* Everything is written: FIN to the client, then drop what it still sends. */
 static void
 start_linger(struct mt_tunnel *t)
 {
@@ -158,149 +194,216 @@ start_linger(struct mt_tunnel *t)
 		mt_tunnel_free(t);
 		return;
 	}
-	shutdown(bufferevent_getfd(t->client), SHUT_WR);
+	/* FIN after the data; read and drop whatever the client still sends. */
+	shutdown(t->client.fd, SHUT_WR);
 	t->state = MT_T_LINGER;
-	bufferevent_enable(t->client, EV_READ);
 	mt_tunnel_set_timer(t, ms < MT_TUNNEL_LINGER_MS ? ms :
 	    MT_TUNNEL_LINGER_MS);
 }
 
-/* The server is done (EOF or error): flush to the client, then close. */
+/* The server is done: flush what it sent, then close. */
 static void
 start_flushing(struct mt_tunnel *t)
 {
-	if (t->server != NULL) {
-		pump(t, t->server, t->client, &t->down);
-		if (SSL_get_shutdown(t->ssl) & SSL_RECEIVED_SHUTDOWN)
-			SSL_shutdown(t->ssl);	/* answer close_notify */
-		t->close_notify_sent = 1;
-		bufferevent_free(t->server);
-		t->server = NULL;
-		t->ssl = NULL;
-	}
+	t->server_eof = 1;
+	close_server(t);
 	t->state = MT_T_FLUSHING;
-	bufferevent_disable(t->client, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(t->client)) == 0) {
-		start_linger(t);
-		return;
-	}
 	mt_tunnel_set_timer(t, t->svc->conf->timeout_close * 1000);
 }
 
 static void
-server_read(struct bufferevent *bev, void *arg)
+flushing(struct mt_tunnel *t)
 {
-	struct mt_tunnel *t = arg;
-
-	pump(t, bev, t->client, &t->down);
-}
-
-static void
-server_write(struct bufferevent *bev, void *arg)
-{
-	struct mt_tunnel *t = arg;
-
-	if (t->client_eof) {
-		forward_client_eof(t);
-		return;
-	}
-	if (!(bufferevent_get_enabled(t->client) & EV_READ))
-		bufferevent_enable(t->client, EV_READ);
-}
-
-static void
-server_event(struct bufferevent *bev, short what, void *arg)
-{
-	struct mt_tunnel *t = arg;
-	int err = EVUTIL_SOCKET_ERROR();
-	char why[512];
-
-	if (what & BEV_EVENT_TIMEOUT) {
-		mt_log_c(&t->log, MT_LOG_NOTICE, "the server accepted no data "
-		    "for %llus (TIMEOUTbusy); closing", t->svc->conf->timeout_busy);
-		mt_tunnel_free(t);
-		return;
-	}
-	if (what & BEV_EVENT_EOF) {
-		mt_log_c(&t->log, MT_LOG_DEBUG, "server closed the connection%s",
-		    (SSL_get_shutdown(t->ssl) & SSL_RECEIVED_SHUTDOWN) ? "" :
-		    " without close_notify");
-	} else {
-		mt_tls_reason_bufferevent(bev, err, why, sizeof(why));
-		mt_log_c(&t->log, MT_LOG_NOTICE, "server connection failed: %s",
-		    why);
-	}
-	t->server_eof = 1;
-	start_flushing(t);
-}
-
-static void
-client_read(struct bufferevent *bev, void *arg)
-{
-	struct mt_tunnel *t = arg;
-
-	if (t->state == MT_T_OPEN)
-		pump(t, bev, t->server, &t->up);
-	else if (t->state == MT_T_LINGER)
-		evbuffer_drain(bufferevent_get_input(bev),
-		    evbuffer_get_length(bufferevent_get_input(bev)));
-	/* Before the server is ready, input waits (capped by watermark). */
-}
-
-static void
-client_write(struct bufferevent *bev, void *arg)
-{
-	struct mt_tunnel *t = arg;
-
-	if (t->state == MT_T_FLUSHING) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-			start_linger(t);
-		return;
-	}
-	if (t->server != NULL && !t->server_eof &&
-	    !(bufferevent_get_enabled(t->server) & EV_READ))
-		bufferevent_enable(t->server, EV_READ);
-}
-
-static void
-client_event(struct bufferevent *bev, short what, void *arg)
-{
-	struct mt_tunnel *t = arg;
-
-	if (what & BEV_EVENT_TIMEOUT) {
-		mt_log_c(&t->log, MT_LOG_NOTICE, "the client accepted no data "
-		    "for %llus (TIMEOUTbusy); closing", t->svc->conf->timeout_busy);
-		mt_tunnel_free(t);
-		return;
-	}
-	if (what & BEV_EVENT_ERROR) {
+	if (evbuffer_get_length(t->down) > 0 && mt_stream_writable(&t->client) &&
+	    mt_stream_write(&t->client, t->down) == MT_STREAM_ERROR) {
 		mt_log_c(&t->log, MT_LOG_INFO, "client connection lost: %s",
-		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		    mt_stream_why(&t->client));
 		mt_tunnel_free(t);
 		return;
 	}
-	/* EOF: the client shut down its sending side. */
-	t->client_eof = 1;
-	bufferevent_disable(bev, EV_READ);
-	if (t->state == MT_T_LINGER) {
-		mt_tunnel_free(t);
-		return;
+	if (evbuffer_get_length(t->down) == 0)
+		start_linger(t);
+}
+
+static void
+lingering(struct mt_tunnel *t)
+{
+	ssize_t n;
+
+	while (mt_stream_readable(&t->client)) {
+		n = mt_stream_read(&t->client, t->up, MT_TUNNEL_IO_CHUNK);
+		evbuffer_drain(t->up, evbuffer_get_length(t->up));
+		if (n == MT_STREAM_EOF || n == MT_STREAM_ERROR) {
+			mt_tunnel_free(t);
+			return;
+		}
 	}
-	if (t->state == MT_T_OPEN) {
-		pump(t, bev, t->server, &t->up);
-		forward_client_eof(t);
+}
+
+/* Client -> server. Returns -1 when the tunnel is gone or leaving OPEN. */
+static int
+run_up(struct mt_tunnel *t)
+{
+	switch (relay(t, &t->client, &t->server, &t->up, &t->sent,
+	    &t->up_blocked)) {
+	case RELAY_SRC_EOF:
+		t->client_eof = 1;
+		break;
+	case RELAY_SRC_ERROR:
+		mt_log_c(&t->log, MT_LOG_INFO, "client connection lost: %s",
+		    mt_stream_why(&t->client));
+		mt_tunnel_free(t);
+		return -1;
+	case RELAY_DST_ERROR:
+		mt_log_c(&t->log, MT_LOG_NOTICE, "server connection failed: %s",
+		    mt_stream_why(&t->server));
+		start_flushing(t);
+		return -1;
+	case RELAY_OK:
+		break;
+	}
+	/* Tell the server once everything the client sent is written. */
+	if (t->client_eof && !t->close_notify_sent &&
+	    evbuffer_get_length(t->up) == 0) {
+		mt_stream_shutdown_write(&t->server);
+		t->close_notify_sent = 1;
+		mt_log_c(&t->log, MT_LOG_DEBUG, "client finished sending; told "
+		    "the server");
+	}
+	return 0;
+}
+
+/* Server -> client. Returns -1 when the tunnel is gone or leaving OPEN. */
+static int
+run_down(struct mt_tunnel *t)
+{
+	switch (relay(t, &t->server, &t->client, &t->down, &t->received,
+	    &t->down_blocked)) {
+	case RELAY_SRC_EOF:
+		mt_log_c(&t->log, MT_LOG_DEBUG, "server closed the connection%s",
+		    mt_stream_clean_eof(&t->server) ? "" :
+		    " without close_notify");
+		start_flushing(t);
+		flushing(t);
+		return -1;
+	case RELAY_SRC_ERROR:
+		mt_log_c(&t->log, MT_LOG_NOTICE, "server connection failed: %s",
+		    mt_stream_why(&t->server));
+		start_flushing(t);
+		flushing(t);
+		return -1;
+	case RELAY_DST_ERROR:
+		mt_log_c(&t->log, MT_LOG_INFO, "client connection lost: %s",
+		    mt_stream_why(&t->client));
+		mt_tunnel_free(t);
+		return -1;
+	case RELAY_OK:
+		break;
+	}
+	return 0;
+}
+
+/* Before the server is ready, keep what the client sends (capped). */
+static void
+early_client(struct mt_tunnel *t)
+{
+	ssize_t n;
+
+	while (!t->client_eof && mt_stream_readable(&t->client) &&
+	    evbuffer_get_length(t->up) < MT_TUNNEL_EARLY_MAX) {
+		n = mt_stream_read(&t->client, t->up, MT_TUNNEL_EARLY_MAX -
+		    evbuffer_get_length(t->up));
+		if (n > 0) {
+			t->sent += (uint64_t)n;
+		} else if (n == MT_STREAM_AGAIN) {
+			mt_stream_buffer_release(&t->up);
+		} else if (n == MT_STREAM_EOF) {
+			t->client_eof = 1;
+		} else if (n == MT_STREAM_ERROR) {
+			mt_log_c(&t->log, MT_LOG_INFO, "client connection lost "
+			    "before the server was reached: %s",
+			    mt_stream_why(&t->client));
+			mt_tunnel_free(t);
+			return;
+		}
 	}
 }
 
 static void
-arm_idle_timer(struct mt_tunnel *t)
+run(struct mt_tunnel *t)
 {
-	unsigned long long idle = t->svc->conf->timeout_idle;
-	time_t now = mt_tunnel_now(t);
-	time_t due = t->last_active + (time_t)idle;
+	switch (t->state) {
+	case MT_T_OPEN:
+		if (run_up(t) == 0)
+			run_down(t);
+		return;
+	case MT_T_FLUSHING:
+		flushing(t);
+		return;
+	case MT_T_LINGER:
+		lingering(t);
+		return;
+	default:
+		early_client(t);
+		return;
+	}
+}
 
-	mt_tunnel_set_timer(t, due > now ? (unsigned long long)(due - now) *
-	    1000 : 0);
+static void
+client_event(evutil_socket_t fd, short what, void *arg)
+{
+	run(arg);
+}
+
+void
+mt_tunnel_server_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct mt_tunnel *t = arg;
+
+	if (t->state < MT_T_OPEN)
+		mt_tunnel_connect_step(t);
+	else
+		run(t);
+}
+
+/* The earliest of the deadlines that apply to an open tunnel. */
+static time_t
+open_deadline(struct mt_tunnel *t)
+{
+	const struct mt_service_conf *conf = t->svc->conf;
+	time_t due = t->last_active + (time_t)conf->timeout_idle;
+
+	if (t->up_blocked && t->up_blocked + (time_t)conf->timeout_busy < due)
+		due = t->up_blocked + (time_t)conf->timeout_busy;
+	if (t->down_blocked &&
+	    t->down_blocked + (time_t)conf->timeout_busy < due)
+		due = t->down_blocked + (time_t)conf->timeout_busy;
+	return due;
+}
+
+static void
+open_timeout(struct mt_tunnel *t)
+{
+	const struct mt_service_conf *conf = t->svc->conf;
+	time_t now = mt_tunnel_now(t), due = open_deadline(t);
+
+	if (t->draining) {
+		mt_log_c(&t->log, MT_LOG_NOTICE, "still open at the end of "
+		    "TIMEOUTclose while shutting down; closing");
+	} else if (due > now) {
+		t->timer_due = MT_TUNNEL_NEVER;
+		deadline(t, due);
+		return;
+	} else if (due == t->last_active + (time_t)conf->timeout_idle) {
+		mt_log_c(&t->log, MT_LOG_INFO, "idle for %llus (TIMEOUTidle); "
+		    "closing", conf->timeout_idle);
+	} else {
+		mt_log_c(&t->log, MT_LOG_NOTICE, "the %s accepted no data for "
+		    "%llus (TIMEOUTbusy); closing", (t->up_blocked &&
+		    t->up_blocked + (time_t)conf->timeout_busy <= now) ?
+		    "server" : "client", conf->timeout_busy);
+	}
+	mt_tunnel_free(t);
 }
 
 static void
@@ -308,25 +411,15 @@ timer_fired(evutil_socket_t fd, short what, void *arg)
 {
 	struct mt_tunnel *t = arg;
 
+	t->timer_due = MT_TUNNEL_NEVER;
 	switch (t->state) {
 	case MT_T_OPEN:
-		if (t->draining) {
-			mt_log_c(&t->log, MT_LOG_NOTICE, "still open at the end "
-			    "of TIMEOUTclose while shutting down; closing");
-			mt_tunnel_free(t);
-		} else if (mt_tunnel_now(t) - t->last_active >=
-		    (time_t)t->svc->conf->timeout_idle) {
-			mt_log_c(&t->log, MT_LOG_INFO, "idle for %llus "
-			    "(TIMEOUTidle); closing", t->svc->conf->timeout_idle);
-			mt_tunnel_free(t);
-		} else {
-			arm_idle_timer(t);
-		}
+		open_timeout(t);
 		return;
 	case MT_T_FLUSHING:
 		mt_log_c(&t->log, MT_LOG_NOTICE, "the client did not take the "
 		    "last %zu bytes within TIMEOUTclose; closing",
-		    evbuffer_get_length(bufferevent_get_output(t->client)));
+		    evbuffer_get_length(t->down));
 		mt_tunnel_free(t);
 		return;
 	case MT_T_LINGER:
@@ -342,38 +435,22 @@ timer_fired(evutil_socket_t fd, short what, void *arg)
 void
 mt_tunnel_open(struct mt_tunnel *t)
 {
-	struct timeval busy = { (time_t)t->svc->conf->timeout_busy, 0 };
 	char desc[256];
 
+	mt_tunnel_connect_cancel(t);	/* frees the address list */
+	mt_tunnel_connect_release(t);
 	t->state = MT_T_OPEN;
-	mt_tls_describe(t->ssl, desc, sizeof(desc));
+	mt_tls_describe(t->server.ssl, desc, sizeof(desc));
 	mt_log_c(&t->log, MT_LOG_INFO, "connected to %s [%s]: %s",
 	    t->svc->targets[t->target].name, t->server_addr, desc);
-	bufferevent_setcb(t->server, server_read, server_write, server_event, t);
-	bufferevent_set_max_single_read(t->server, MT_TUNNEL_IO_CHUNK);
-	bufferevent_set_max_single_write(t->server, MT_TUNNEL_IO_CHUNK);
-	/* A read high mark makes bufferevent_openssl read in big chunks. */
-	bufferevent_setwatermark(t->server, EV_READ, 0, MT_TUNNEL_HIGH_WATER);
-	bufferevent_setwatermark(t->server, EV_WRITE, MT_TUNNEL_HIGH_WATER / 2,
-	    0);
-	bufferevent_setwatermark(t->client, EV_READ, 0, MT_TUNNEL_HIGH_WATER);
-	bufferevent_setwatermark(t->client, EV_WRITE, MT_TUNNEL_HIGH_WATER / 2,
-	    0);
-	bufferevent_set_timeouts(t->server, NULL, &busy);
-	bufferevent_set_timeouts(t->client, NULL, &busy);
-	bufferevent_enable(t->server, EV_READ | EV_WRITE);
-
-	/* What the client sent while we were connecting goes first. */
-	pump(t, t->client, t->server, &t->up);
-	if (t->client_eof)
-		forward_client_eof(t);
-	else
-		bufferevent_enable(t->client, EV_READ);
 	t->last_active = mt_tunnel_now(t);
+	t->timer_due = MT_TUNNEL_NEVER;
 	if (t->draining)
 		mt_tunnel_set_timer(t, t->svc->conf->timeout_close * 1000);
 	else
-		arm_idle_timer(t);
+		deadline(t, open_deadline(t));
+	/* What the client sent while we were connecting goes first. */
+	run(t);
 }
 
 int
@@ -387,7 +464,6 @@ mt_tunnel_start(struct mt_tunnel_env *env, struct mt_service *svc, int fd,
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		goto err0;
 	t->env = env;
-	t->server_fd = -1;
 	mt_net_format(peer, peerlen, t->peer, sizeof(t->peer));
 	t->log.service = conf->name;
 	t->log.id = mt_service_next_id();
@@ -398,36 +474,29 @@ mt_tunnel_start(struct mt_tunnel_env *env, struct mt_service *svc, int fd,
 		mt_log_c(&t->log, MT_LOG_ERR, "%s", err);
 		goto err1;
 	}
-	t->client = bufferevent_socket_new(env->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (t->client == NULL || (t->timer = evtimer_new(env->base,
-	    timer_fired, t)) == NULL)
-		goto err2;
+	if ((t->up = evbuffer_new()) == NULL ||
+	    (t->down = evbuffer_new()) == NULL ||
+	    evtimer_assign(&t->timer, env->base, timer_fired, t) == -1 ||
+	    mt_stream_init(&t->client, env->base, fd, NULL, client_event,
+	    t) == -1)
+		goto err1;
 	t->svc = mt_service_ref(svc);
 	atomic_fetch_add(&svc->active, 1);
 	atomic_fetch_add(&svc->total, 1);
 	clock_gettime(CLOCK_MONOTONIC, &t->started);
 	env_link(t);
-	bufferevent_set_max_single_read(t->client, MT_TUNNEL_IO_CHUNK);
-	bufferevent_set_max_single_write(t->client, MT_TUNNEL_IO_CHUNK);
-	bufferevent_setwatermark(t->client, EV_READ, 0, MT_TUNNEL_EARLY_MAX);
-	bufferevent_setcb(t->client, client_read, client_write, client_event, t);
-	bufferevent_enable(t->client, EV_READ);
 	mt_log_c(&t->log, MT_LOG_INFO, "accepted");
 
 	/* Success! (t may be gone already if every target failed at once.) */
-	mt_tunnel_connect_first(t);
+	mt_tunnel_connect_begin(t);
 	return 0;
 
-err2:
-	if (t->client != NULL) {
-		bufferevent_free(t->client);
-		fd = -1;
-	}
 err1:
-	if (fd != -1)
-		close(fd);
+	if (t->up != NULL)
+		evbuffer_free(t->up);
+	if (t->down != NULL)
+		evbuffer_free(t->down);
 	free(t);
-	return -1;
 err0:
 	close(fd);
 	return -1;

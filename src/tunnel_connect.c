@@ -13,11 +13,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/bufferevent_ssl.h>
 #include <event2/util.h>
+#include <openssl/x509.h>
 
 #include "mailtunnel/tls.h"
 #include "tunnel_int.h"
@@ -30,6 +31,77 @@ static struct mt_target *
 target_of(struct mt_tunnel *t)
 {
 	return &t->svc->targets[t->target];
+}
+
+/* Start connecting now, or wait in line for a slot. */
+void
+mt_tunnel_connect_begin(struct mt_tunnel *t)
+{
+	struct mt_tunnel_env *env = t->env;
+
+	if (env->connecting < MT_TUNNEL_CONNECTING_MAX) {
+		env->connecting++;
+		t->has_slot = 1;
+		mt_tunnel_connect_first(t);
+		return;
+	}
+	t->state = MT_T_WAITING;
+	t->queued = 1;
+	if (env->wait_tail != NULL)
+		env->wait_tail->wait_next = t;
+	else
+		env->wait_head = t;
+	env->wait_tail = t;
+	mt_tunnel_set_timer(t, t->svc->conf->timeout_connect * 1000);
+}
+
+static void
+unqueue(struct mt_tunnel *t)
+{
+	struct mt_tunnel_env *env = t->env;
+	struct mt_tunnel **pp;
+
+	for (pp = &env->wait_head; *pp != NULL; pp = &(*pp)->wait_next) {
+		if (*pp != t)
+			continue;
+		*pp = t->wait_next;
+		if (env->wait_tail == t)
+			env->wait_tail = NULL;
+		break;
+	}
+	if (env->wait_tail == NULL)
+		for (pp = &env->wait_head; *pp != NULL; pp = &(*pp)->wait_next)
+			env->wait_tail = *pp;
+	t->queued = 0;
+	t->wait_next = NULL;
+}
+
+/*
+ * Give up the slot (or the place in line). The next in line is started
+ * from its own timer, never from here, so a chain of quick failures does
+ * not recurse.
+ */
+void
+mt_tunnel_connect_release(struct mt_tunnel *t)
+{
+	struct mt_tunnel_env *env = t->env;
+	struct mt_tunnel *next;
+
+	if (t->queued) {
+		unqueue(t);
+		return;
+	}
+	if (!t->has_slot)
+		return;
+	t->has_slot = 0;
+	if ((next = env->wait_head) == NULL) {
+		env->connecting--;
+		return;
+	}
+	unqueue(next);
+	next->has_slot = 1;		/* the slot passes on */
+	next->slot_ready = 1;
+	mt_tunnel_set_timer(next, 0);
 }
 
 void
@@ -47,29 +119,26 @@ static void
 dns_done(int result, struct evutil_addrinfo *res, void *arg)
 {
 	struct mt_tunnel *t = arg;
-	struct mt_target *tg;
+	struct mt_tunnel_addrs *a = t->addrs;
 	struct evutil_addrinfo *ai;
 
 	if (result == EVUTIL_EAI_CANCEL)
 		return;		/* the tunnel is going away */
 	t->dns_req = NULL;
-	tg = target_of(t);
 	if (result != 0) {
 		mt_log_c(&t->log, MT_LOG_WARNING, "cannot resolve %s: %s",
-		    tg->host, evutil_gai_strerror(result));
+		    target_of(t)->host, evutil_gai_strerror(result));
 		next_target(t);
 		return;
 	}
-	t->naddrs = 0;
-	for (ai = res; ai != NULL && t->naddrs < MT_TARGET_MAX_ADDRS;
+	for (ai = res; ai != NULL && a->n < MT_TARGET_MAX_ADDRS;
 	    ai = ai->ai_next) {
-		memcpy(&t->addrs[t->naddrs].ss, ai->ai_addr, ai->ai_addrlen);
-		t->addrs[t->naddrs++].len = (socklen_t)ai->ai_addrlen;
+		memcpy(&a->v[a->n].ss, ai->ai_addr, ai->ai_addrlen);
+		a->v[a->n++].len = (socklen_t)ai->ai_addrlen;
 	}
 	evutil_freeaddrinfo(res);
 	if (!t->svc->conf->delay)
-		mt_target_cache_store(tg, t->addrs, t->naddrs);
-	t->addr = 0;
+		mt_target_cache_store(target_of(t), a->v, a->n);
 	try_address(t);
 }
 
@@ -80,17 +149,21 @@ try_target(struct mt_tunnel *t)
 	struct evutil_addrinfo hints;
 	struct evdns_getaddrinfo_request *req;
 
-	t->addr = 0;
-	t->naddrs = 0;
+	if (t->addrs == NULL &&
+	    (t->addrs = malloc(sizeof(*t->addrs))) == NULL) {
+		mt_log_c(&t->log, MT_LOG_ERR, "out of memory");
+		mt_tunnel_free(t);
+		return;
+	}
+	t->addrs->n = t->addrs->cur = 0;
 	if (tg->is_ip) {
-		t->addrs[0] = tg->literal;
-		t->naddrs = 1;
+		t->addrs->v[0] = tg->literal;
+		t->addrs->n = 1;
 		try_address(t);
 		return;
 	}
-	if (!t->svc->conf->delay &&
-	    (t->naddrs = mt_target_cached(tg, t->addrs,
-	    MT_TARGET_MAX_ADDRS)) > 0) {
+	if (!t->svc->conf->delay && (t->addrs->n = mt_target_cached(tg,
+	    t->addrs->v, MT_TARGET_MAX_ADDRS)) > 0) {
 		try_address(t);
 		return;
 	}
@@ -109,45 +182,11 @@ try_target(struct mt_tunnel *t)
 }
 
 static void
-connect_done(evutil_socket_t fd, short what, void *arg)
+close_server(struct mt_tunnel *t)
 {
-	struct mt_tunnel *t = arg;
-	struct bufferevent *bev;
-	SSL *ssl;
-	int err;
-
-	event_free(t->connect_ev);
-	t->connect_ev = NULL;
-	if ((err = mt_net_connect_result(fd)) != 0) {
-		mt_log_c(&t->log, MT_LOG_WARNING, "cannot connect to %s [%s]: "
-		    "%s", target_of(t)->name, t->server_addr, strerror(err));
-		goto next;
-	}
-	if ((ssl = mt_tls_ssl_new(t->svc->tls, target_of(t)->host,
-	    target_of(t)->port)) == NULL) {
-		mt_log_c(&t->log, MT_LOG_ERR, "cannot create a TLS session");
-		goto next;
-	}
-	bev = bufferevent_openssl_socket_new(t->env->base, fd, ssl,
-	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL) {
-		SSL_free(ssl);
-		mt_log_c(&t->log, MT_LOG_ERR, "out of memory");
-		goto next;
-	}
-	t->server_fd = -1;	/* the bufferevent owns it now */
-	t->server = bev;
-	t->ssl = ssl;
-	t->state = MT_T_HANDSHAKE;
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	bufferevent_setcb(bev, NULL, NULL, mt_tunnel_handshake_event, t);
-	return;
-
-next:
-	close(t->server_fd);
-	t->server_fd = -1;
-	t->addr++;
-	try_address(t);
+	if (t->server_open)
+		mt_stream_close(&t->server);
+	t->server_open = 0;
 }
 
 static void
@@ -157,8 +196,8 @@ try_address(struct mt_tunnel *t)
 	struct mt_sockaddr *a;
 	int fd;
 
-	for (; t->addr < t->naddrs; t->addr++) {
-		a = &t->addrs[t->addr];
+	for (; t->addrs->cur < t->addrs->n; t->addrs->cur++) {
+		a = &t->addrs->v[t->addrs->cur];
 		mt_net_format((struct sockaddr *)&a->ss, a->len,
 		    t->server_addr, sizeof(t->server_addr));
 		fd = mt_net_connect_start((struct sockaddr *)&a->ss, a->len,
@@ -169,13 +208,12 @@ try_address(struct mt_tunnel *t)
 			    strerror(errno));
 			continue;
 		}
-		t->connect_ev = event_new(t->env->base, fd, EV_WRITE,
-		    connect_done, t);
-		if (t->connect_ev == NULL || event_add(t->connect_ev, NULL)) {
+		if (mt_stream_init(&t->server, t->env->base, fd, NULL,
+		    mt_tunnel_server_event, t) == -1) {
 			close(fd);
 			continue;
 		}
-		t->server_fd = fd;
+		t->server_open = 1;
 		t->state = MT_T_CONNECTING;
 		mt_tunnel_set_timer(t, conf->timeout_connect * 1000);
 		return;
@@ -184,6 +222,14 @@ try_address(struct mt_tunnel *t)
 	if (!target_of(t)->is_ip)
 		mt_target_cache_forget(target_of(t));
 	next_target(t);
+}
+
+static void
+next_address(struct mt_tunnel *t)
+{
+	close_server(t);
+	t->addrs->cur++;
+	try_address(t);
 }
 
 static long long
@@ -201,6 +247,7 @@ next_target(struct mt_tunnel *t)
 {
 	struct mt_service_conf *conf = t->svc->conf;
 
+	close_server(t);
 	if (++t->tried < t->svc->ntargets) {
 		t->target = (t->target + 1) % t->svc->ntargets;
 		try_target(t);
@@ -220,32 +267,70 @@ next_target(struct mt_tunnel *t)
 	mt_tunnel_free(t);
 }
 
-void
-mt_tunnel_handshake_event(struct bufferevent *bev, short what, void *arg)
+/* TCP is up: put TLS on the socket and start the handshake. */
+static void
+connected(struct mt_tunnel *t)
 {
-	struct mt_tunnel *t = arg;
-	int err = EVUTIL_SOCKET_ERROR();
-	char why[512];
-	int refused;
+	int err = mt_net_connect_result(t->server.fd);
+	SSL *ssl;
 
-	if (what & BEV_EVENT_CONNECTED) {
+	if (err != 0) {
+		mt_log_c(&t->log, MT_LOG_WARNING, "cannot connect to %s [%s]: "
+		    "%s", target_of(t)->name, t->server_addr, strerror(err));
+		next_address(t);
+		return;
+	}
+	ssl = mt_tls_ssl_new(t->svc->tls, target_of(t)->host,
+	    target_of(t)->port);
+	if (ssl == NULL || mt_stream_set_ssl(&t->server, ssl) == -1) {
+		SSL_free(ssl);
+		mt_log_c(&t->log, MT_LOG_ERR, "cannot create a TLS session");
+		next_address(t);
+		return;
+	}
+	t->state = MT_T_HANDSHAKE;
+	mt_tunnel_connect_step(t);
+}
+
+static void
+handshake(struct mt_tunnel *t)
+{
+	int rc = mt_stream_handshake(&t->server), refused;
+
+	if (rc == 0)
+		return;
+	if (rc == 1) {
 		mt_tunnel_open(t);
 		return;
 	}
-	mt_tls_reason_bufferevent(bev, err, why, sizeof(why));
-	refused = SSL_get_verify_result(t->ssl) != X509_V_OK;
 	mt_log_c(&t->log, MT_LOG_ERR, "TLS handshake with %s [%s] failed: %s",
-	    target_of(t)->name, t->server_addr, why);
-	bufferevent_free(t->server);
-	t->server = NULL;
-	t->ssl = NULL;
+	    target_of(t)->name, t->server_addr, mt_stream_why(&t->server));
 	/* A refused certificate is the same on every address of a name. */
+	refused = SSL_get_verify_result(t->server.ssl) != X509_V_OK;
 	if (refused) {
 		next_target(t);
 		return;
 	}
-	t->addr++;
-	try_address(t);
+	next_address(t);
+}
+
+/* An edge on the server socket before the tunnel is open. */
+void
+mt_tunnel_connect_step(struct mt_tunnel *t)
+{
+	switch (t->state) {
+	case MT_T_CONNECTING:
+		if (t->server.can_write || t->server.can_read)
+			connected(t);
+		return;
+	case MT_T_HANDSHAKE:
+		if (mt_stream_readable(&t->server) ||
+		    mt_stream_writable(&t->server))
+			handshake(t);
+		return;
+	default:
+		return;
+	}
 }
 
 void
@@ -266,12 +351,21 @@ mt_tunnel_connect_timeout(struct mt_tunnel *t)
 		    "%llus (TIMEOUTconnect)", t->state == MT_T_CONNECTING ?
 		    "connecting to" : "TLS handshake with", target_of(t)->name,
 		    t->server_addr, secs);
-		mt_tunnel_connect_cancel(t);
-		t->addr++;
-		try_address(t);
+		next_address(t);
 		return;
 	case MT_T_RETRY_WAIT:
 		mt_tunnel_connect_first(t);
+		return;
+	case MT_T_WAITING:
+		if (t->slot_ready) {
+			t->slot_ready = 0;
+			mt_tunnel_connect_first(t);
+			return;
+		}
+		mt_log_c(&t->log, MT_LOG_WARNING, "too many connections being "
+		    "set up: no turn within %llus (TIMEOUTconnect); closing",
+		    secs);
+		mt_tunnel_free(t);
 		return;
 	default:
 		return;
@@ -285,17 +379,6 @@ mt_tunnel_connect_cancel(struct mt_tunnel *t)
 		evdns_getaddrinfo_cancel(t->dns_req);
 		t->dns_req = NULL;
 	}
-	if (t->connect_ev != NULL) {
-		event_free(t->connect_ev);
-		t->connect_ev = NULL;
-	}
-	if (t->server_fd != -1) {
-		close(t->server_fd);
-		t->server_fd = -1;
-	}
-	if (t->state == MT_T_HANDSHAKE && t->server != NULL) {
-		bufferevent_free(t->server);
-		t->server = NULL;
-		t->ssl = NULL;
-	}
+	free(t->addrs);
+	t->addrs = NULL;
 }

@@ -1,32 +1,38 @@
 /*
- * tunnel_int: the connection struct, shared by tunnel.c (streaming and
+ * tunnel_int: the connection struct, shared by tunnel.c (bridging and
  * teardown) and tunnel_connect.c (resolving, connecting, failover and the
  * TLS handshake). Nothing outside these two files sees it.
  */
 #ifndef MT_TUNNEL_INT_H
 #define MT_TUNNEL_INT_H
 
+#include <limits.h>
 #include <stdint.h>
 #include <time.h>
 
-#include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
-#include <openssl/ssl.h>
+#include <event2/event_struct.h>
 
 #include "mailtunnel/log.h"
 #include "mailtunnel/net.h"
 #include "mailtunnel/service.h"
+#include "mailtunnel/stream.h"
 #include "mailtunnel/tunnel.h"
 
-/* Per direction: stop reading the source above this, resume at half. */
+/* Per direction: stop reading the source above this many buffered bytes. */
 #define MT_TUNNEL_HIGH_WATER (256 * 1024)
 /* Client bytes kept while the server side is not connected yet. */
 #define MT_TUNNEL_EARLY_MAX (64 * 1024)
-/* Largest single read and write on a socket. */
-#define MT_TUNNEL_IO_CHUNK (128 * 1024)
+/* Largest single read. */
+#define MT_TUNNEL_IO_CHUNK (64 * 1024)
+/* No deadline. */
+#define MT_TUNNEL_NEVER ((time_t)LONG_MAX)
+/* Reads per direction and callback before other connections get a turn. */
+#define MT_TUNNEL_BUDGET 16
 
 enum mt_tunnel_state {
+	MT_T_WAITING,		/* waiting for a connect slot */
 	MT_T_RESOLVING,		/* waiting for DNS */
 	MT_T_CONNECTING,	/* TCP connect in progress */
 	MT_T_HANDSHAKE,		/* TLS handshake in progress */
@@ -36,34 +42,46 @@ enum mt_tunnel_state {
 	MT_T_LINGER,		/* flushed and shut down: draining the client */
 };
 
+/* Addresses of the target being tried; only while connecting. */
+struct mt_tunnel_addrs {
+	struct mt_sockaddr v[MT_TARGET_MAX_ADDRS];
+	size_t n, cur;
+};
+
 struct mt_tunnel {
 	struct mt_tunnel *prev, *next;	/* env list */
+	struct mt_tunnel *wait_next;	/* env wait line */
 	struct mt_tunnel_env *env;
 	struct mt_service *svc;
 	struct mt_log_ctx log;
 	char peer[MT_NET_ADDRSTRLEN];
 	enum mt_tunnel_state state;
 
-	struct bufferevent *client;	/* plaintext, owns the client fd */
-	struct bufferevent *server;	/* TLS, owns fd and SSL once created */
-	SSL *ssl;			/* borrowed from server */
-	int server_fd;			/* during MT_T_CONNECTING */
-	struct event *connect_ev;	/* server_fd writable */
-	struct event *timer;		/* deadline of the current state */
-	struct evdns_getaddrinfo_request *dns_req;
+	struct mt_stream client;	/* plaintext */
+	struct mt_stream server;	/* TCP, then TLS once connected */
+	struct evbuffer *up;		/* client -> server, not yet written */
+	struct evbuffer *down;		/* server -> client, not yet written */
+	struct event timer;
+	time_t timer_due;
 
-	/* Failover: which target, which of its addresses. */
+	/* Connecting: which target, which of its addresses. */
+	struct evdns_getaddrinfo_request *dns_req;
+	struct mt_tunnel_addrs *addrs;
 	size_t tried;			/* targets tried in this round */
 	size_t target;			/* index into svc->targets */
-	struct mt_sockaddr addrs[MT_TARGET_MAX_ADDRS];
-	size_t naddrs, addr;
 	char server_addr[MT_NET_ADDRSTRLEN];
-	struct timespec started;	/* monotonic, for retry and stats */
+	struct timespec started;	/* monotonic */
 
 	time_t last_active;		/* for TIMEOUTidle */
-	uint64_t up, down;		/* bytes client->server, server->client */
-	unsigned client_eof : 1;	/* client shut its side */
-	unsigned server_eof : 1;	/* server shut its side */
+	time_t up_blocked;		/* since when the server takes nothing */
+	time_t down_blocked;		/* since when the client takes nothing */
+	uint64_t sent, received;	/* bytes to the server, to the client */
+	unsigned server_open : 1;	/* server stream holds an fd */
+	unsigned has_slot : 1;		/* counted in env->connecting */
+	unsigned queued : 1;		/* in the env wait line */
+	unsigned slot_ready : 1;	/* a slot was handed over */
+	unsigned client_eof : 1;
+	unsigned server_eof : 1;
 	unsigned close_notify_sent : 1;
 	unsigned draining : 1;
 };
@@ -73,12 +91,14 @@ void mt_tunnel_open(struct mt_tunnel *t);
 void mt_tunnel_free(struct mt_tunnel *t);
 void mt_tunnel_set_timer(struct mt_tunnel *t, unsigned long long ms);
 time_t mt_tunnel_now(struct mt_tunnel *t);
+void mt_tunnel_server_event(evutil_socket_t fd, short what, void *arg);
 
 /* tunnel_connect.c */
+void mt_tunnel_connect_begin(struct mt_tunnel *t);
+void mt_tunnel_connect_release(struct mt_tunnel *t);
 void mt_tunnel_connect_first(struct mt_tunnel *t);
+void mt_tunnel_connect_step(struct mt_tunnel *t);
 void mt_tunnel_connect_timeout(struct mt_tunnel *t);
 void mt_tunnel_connect_cancel(struct mt_tunnel *t);
-void mt_tunnel_handshake_event(struct bufferevent *bev, short what,
-    void *arg);
 
 #endif

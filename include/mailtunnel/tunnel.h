@@ -27,7 +27,14 @@ struct mt_tunnel_env {
 	/* Maintained by the tunnel module. */
 	struct mt_tunnel *head;
 	size_t count;
+	/* Connection attempts (DNS, TCP, TLS handshake) run at most
+	 * MT_TUNNEL_CONNECTING_MAX at a time; the rest wait in line, so a
+	 * burst of clients never holds a burst of half-done handshakes. */
+	size_t connecting;
+	struct mt_tunnel *wait_head, *wait_tail;
 };
+
+#define MT_TUNNEL_CONNECTING_MAX 32
 
 /*
  * Start bridging client fd (accepted from peer). On failure the fd is

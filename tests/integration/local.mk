@@ -2,7 +2,10 @@ INTEGRATION_TESTS =
 INTEGRATION_TESTS += tests/integration/test_fixtures.py \
 	tests/integration/test_tunnel_mail.py \
 	tests/integration/test_tunnel_certs.py \
-	tests/integration/test_tunnel_stream.py
+	tests/integration/test_tunnel_stream.py \
+	tests/integration/test_tunnel_failover.py \
+	tests/integration/test_daemon_lifecycle.py \
+	tests/integration/test_user_configs.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS)
 # The fixture library the tests import, its documentation and the helper
@@ -25,3 +28,6 @@ EXTRA_DIST += \
 	tests/integration/mtlib/sserver.py \
 	tests/integration/mtlib/standin_daemon.py \
 	tests/integration/mtlib/tlsserver.py
+EXTRA_DIST += \
+	tests/integration/data/user-stunnel-1.conf \
+	tests/integration/data/user-stunnel-2.conf

@@ -47,7 +47,7 @@ def main(t):
     for n in names:
         conf += (f"\n[{n}]\naccept = 127.0.0.1:{ports[n]}\n"
                  f"connect = 127.0.0.1:{backends[n].port}\n{extra.get(n, '')}\n")
-    mt = Mailtunnel(t, "debug = info\n" + conf).start(
+    mt = Mailtunnel(t, "debug = debug\n" + conf).start(
         wait_ports=list(ports.values()))
 
     with t.case("download 32 MiB: every byte, in order, then EOF"):
