@@ -3,7 +3,9 @@ src_libmailtunnel_a_SOURCES = \
 	src/log.c \
 	src/log_redact.c \
 	src/util/str.c \
-	src/util/num.c
+	src/util/num.c \
+	src/fetch/sasl.c \
+	src/fetch/sasl_oauth.c
 
 bin_PROGRAMS += src/mailtunnel
 src_mailtunnel_SOURCES = src/main.c
