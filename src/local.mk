@@ -5,7 +5,9 @@ src_libmailtunnel_a_SOURCES = \
 	src/util/str.c \
 	src/util/num.c \
 	src/fetch/sasl.c \
-	src/fetch/sasl_oauth.c
+	src/fetch/sasl_oauth.c \
+	src/fetch/pop3_parse.c \
+	src/fetch/pop3_multiline.c
 
 bin_PROGRAMS += src/mailtunnel
 src_mailtunnel_SOURCES = src/main.c

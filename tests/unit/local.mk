@@ -2,7 +2,8 @@ if HAVE_CMOCKA
 UNIT_TESTS = \
 	tests/unit/test_util \
 	tests/unit/test_log \
-	tests/unit/test_sasl
+	tests/unit/test_sasl \
+	tests/unit/test_pop3_parse
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 UNIT_LDADD = $(MT_LIBS) $(CMOCKA_LIBS)
@@ -17,4 +18,7 @@ tests_unit_test_log_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_sasl_SOURCES = tests/unit/test_sasl.c
 tests_unit_test_sasl_LDADD = $(UNIT_LDADD)
 tests_unit_test_sasl_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_pop3_parse_SOURCES = tests/unit/test_pop3_parse.c
+tests_unit_test_pop3_parse_LDADD = $(UNIT_LDADD)
+tests_unit_test_pop3_parse_CFLAGS = $(UNIT_CFLAGS)
 endif
