@@ -7,7 +7,8 @@ src_libmailtunnel_a_SOURCES = \
 	src/fetch/sasl.c \
 	src/fetch/sasl_oauth.c \
 	src/fetch/pop3_parse.c \
-	src/fetch/pop3_multiline.c
+	src/fetch/pop3_multiline.c \
+	src/fetch/url.c
 
 bin_PROGRAMS += src/mailtunnel
 src_mailtunnel_SOURCES = src/main.c

@@ -3,7 +3,8 @@ UNIT_TESTS = \
 	tests/unit/test_util \
 	tests/unit/test_log \
 	tests/unit/test_sasl \
-	tests/unit/test_pop3_parse
+	tests/unit/test_pop3_parse \
+	tests/unit/test_fetch_url
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 UNIT_LDADD = $(MT_LIBS) $(CMOCKA_LIBS)
@@ -21,4 +22,7 @@ tests_unit_test_sasl_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_pop3_parse_SOURCES = tests/unit/test_pop3_parse.c
 tests_unit_test_pop3_parse_LDADD = $(UNIT_LDADD)
 tests_unit_test_pop3_parse_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_fetch_url_SOURCES = tests/unit/test_fetch_url.c
+tests_unit_test_fetch_url_LDADD = $(UNIT_LDADD)
+tests_unit_test_fetch_url_CFLAGS = $(UNIT_CFLAGS)
 endif
