@@ -4,6 +4,7 @@ UNIT_TESTS = \
 	tests/unit/test_log \
 	tests/unit/test_sasl \
 	tests/unit/test_pop3_parse \
+	tests/unit/test_pop3_multiline \
 	tests/unit/test_fetch_url
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -22,6 +23,9 @@ tests_unit_test_sasl_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_pop3_parse_SOURCES = tests/unit/test_pop3_parse.c
 tests_unit_test_pop3_parse_LDADD = $(UNIT_LDADD)
 tests_unit_test_pop3_parse_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_pop3_multiline_SOURCES = tests/unit/test_pop3_multiline.c
+tests_unit_test_pop3_multiline_LDADD = $(UNIT_LDADD)
+tests_unit_test_pop3_multiline_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_fetch_url_SOURCES = tests/unit/test_fetch_url.c
 tests_unit_test_fetch_url_LDADD = $(UNIT_LDADD)
 tests_unit_test_fetch_url_CFLAGS = $(UNIT_CFLAGS)
