@@ -5,7 +5,9 @@ UNIT_TESTS = \
 	tests/unit/test_sasl \
 	tests/unit/test_pop3_parse \
 	tests/unit/test_pop3_multiline \
-	tests/unit/test_fetch_url
+	tests/unit/test_fetch_url \
+	tests/unit/test_imap_parse \
+	tests/unit/test_imap_errors
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 UNIT_LDADD = $(MT_LIBS) $(CMOCKA_LIBS)
@@ -29,4 +31,12 @@ tests_unit_test_pop3_multiline_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_fetch_url_SOURCES = tests/unit/test_fetch_url.c
 tests_unit_test_fetch_url_LDADD = $(UNIT_LDADD)
 tests_unit_test_fetch_url_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_imap_parse_SOURCES = tests/unit/test_imap_parse.c \
+	tests/unit/imap_events.c tests/unit/imap_events.h
+tests_unit_test_imap_parse_LDADD = $(UNIT_LDADD)
+tests_unit_test_imap_parse_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_imap_errors_SOURCES = tests/unit/test_imap_errors.c \
+	tests/unit/imap_events.c tests/unit/imap_events.h
+tests_unit_test_imap_errors_LDADD = $(UNIT_LDADD)
+tests_unit_test_imap_errors_CFLAGS = $(UNIT_CFLAGS)
 endif
