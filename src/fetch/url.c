@@ -358,55 +358,89 @@ mt_fetch_url_parse(const char *s, struct mt_fetch_url *u, char *err,
 	return slash ? parse_path(slash + 1, u, err, errsz) : 0;
 }
 
-/* Append s percent-encoded; keep lists bytes left as they are. */
-static size_t
-encode(char *buf, size_t size, size_t n, const char *s, const char *keep)
+/*
+ * Output for mt_fetch_url_format(): pieces go in whole or not at all, and
+ * after the first that does not fit nothing more, so a short buffer holds
+ * a prefix of the full rendering, never a mangled one.
+ */
+struct sbuf {
+	char *b;
+	size_t size, n;
+	int full;
+};
+
+static void
+put(struct sbuf *sb, const char *s, size_t len)
+{
+	if (sb->full || len >= sb->size - sb->n) {
+		sb->full = 1;
+		return;
+	}
+	memcpy(sb->b + sb->n, s, len);
+	sb->n += len;
+	sb->b[sb->n] = '\0';
+}
+
+static void
+put_str(struct sbuf *sb, const char *s)
+{
+	for (; *s != '\0' && !sb->full; s++)
+		put(sb, s, 1);
+}
+
+/* s percent-encoded; bytes in keep (and letters, digits) stay as they are. */
+static void
+put_encoded(struct sbuf *sb, const char *s, const char *keep)
 {
 	static const char hex[] = "0123456789ABCDEF";
+	char pct[3] = { '%', 0, 0 };
 
 	for (; *s != '\0'; s++) {
 		unsigned char c = (unsigned char)*s;
 		if (isalnum(c) || strchr(keep, c) != NULL) {
-			if (n + 1 < size)
-				buf[n++] = (char)c;
-		} else if (n + 3 < size) {
-			buf[n++] = '%';
-			buf[n++] = hex[c >> 4];
-			buf[n++] = hex[c & 0xf];
+			put(sb, s, 1);
+			continue;
 		}
+		pct[1] = hex[c >> 4];
+		pct[2] = hex[c & 0xf];
+		put(sb, pct, 3);
 	}
-	buf[n < size ? n : size - 1] = '\0';
-	return n;
 }
 
 char *
 mt_fetch_url_format(const struct mt_fetch_url *u, char *buf, size_t size)
 {
+	struct sbuf sb = { buf, size, 0, 0 };
 	const char *scheme = "?";
-	size_t i, n;
-	int r;
+	char port[8];
+	size_t i;
 
 	if (size == 0)
 		return buf;
+	buf[0] = '\0';
 	for (i = 0; i < MT_ARRAY_LEN(schemes); i++) {
 		if (schemes[i].proto == u->proto &&
 		    schemes[i].starttls == !!u->starttls)
 			scheme = schemes[i].name;
 	}
-	r = snprintf(buf, size, "%s://", scheme);
-	n = (r > 0 && (size_t)r < size) ? (size_t)r : size - 1;
-	n = encode(buf, size, n, u->user, "-._~");
-	r = snprintf(buf + n, size - n, "%s%s@%s%s%s", u->auth[0] ? ";AUTH=" : "",
-	    u->auth, u->ipv6 ? "[" : "", u->host, u->ipv6 ? "]" : "");
-	n += (r > 0 && (size_t)r < size - n) ? (size_t)r : size - n - 1;
+	put_str(&sb, scheme);
+	put_str(&sb, "://");
+	put_encoded(&sb, u->user, "-._~");
+	if (u->auth[0] != '\0') {
+		put_str(&sb, ";AUTH=");
+		put_str(&sb, u->auth);
+	}
+	put_str(&sb, u->ipv6 ? "@[" : "@");
+	put_str(&sb, u->host);
+	if (u->ipv6)
+		put_str(&sb, "]");
 	if (u->port_given) {
-		r = snprintf(buf + n, size - n, ":%u", u->port);
-		n += (r > 0 && (size_t)r < size - n) ? (size_t)r : size - n - 1;
+		snprintf(port, sizeof(port), ":%u", u->port);
+		put_str(&sb, port);
 	}
-	if (u->mailbox[0] != '\0' && n + 1 < size) {
-		buf[n++] = '/';
-		n = encode(buf, size, n, u->mailbox, "-._~/");
+	if (u->mailbox[0] != '\0') {
+		put_str(&sb, "/");
+		put_encoded(&sb, u->mailbox, "-._~/");
 	}
-	buf[n < size ? n : size - 1] = '\0';
 	return buf;
 }

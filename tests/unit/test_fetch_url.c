@@ -137,6 +137,16 @@ test_render(void **state)
 	assert_string_equal(buf, "imaps://alice@i");
 	mt_fetch_url_format(&u, buf, 1);
 	assert_string_equal(buf, "");
+	/* An escape that does not fit ends the output: still a prefix. */
+	parses("pop3://ca((rol@[::1]:1110", &u);
+	mt_fetch_url_format(&u, buf, 13);
+	assert_string_equal(buf, "pop3://ca%28");
+	mt_fetch_url_format(&u, buf, 12);
+	assert_string_equal(buf, "pop3://ca");
+	mt_fetch_url_format(&u, buf, 15);
+	assert_string_equal(buf, "pop3://ca%28");
+	mt_fetch_url_format(&u, buf, 16);
+	assert_string_equal(buf, "pop3://ca%28%28");
 }
 
 static void
