@@ -275,7 +275,7 @@ static int
 line_step(struct mt_imap_parser *p, const char *in, size_t avail, size_t *n)
 {
 	const char *lf, *nul;
-	size_t take;
+	size_t take, room;
 
 	take = avail;
 	if (!p->prefix_done && !p->in_fetch && p->blen < PREFIX_LEN)
@@ -289,17 +289,18 @@ line_step(struct mt_imap_parser *p, const char *in, size_t avail, size_t *n)
 		    "response", p->resp_off);
 		return -1;
 	}
-	if (take > p->lim.line_max - p->nonlit) {
+	/* Of two faults, the earlier byte is reported, however input is cut. */
+	room = p->lim.line_max - p->nonlit;
+	if ((nul = memchr(in, '\0', take < room ? take : room)) != NULL) {
+		mt_imap_set_error(p, "NUL byte in a response",
+		    p->resp_off + p->blen + (size_t)(nul - in));
+		return -1;
+	}
+	if (take > room) {
 		char what[96];
 		snprintf(what, sizeof(what), "response longer than %zu bytes "
 		    "outside literals", p->lim.line_max);
-		mt_imap_set_error(p, what, p->resp_off + p->blen +
-		    (p->lim.line_max - p->nonlit));
-		return -1;
-	}
-	if ((nul = memchr(in, '\0', take)) != NULL) {
-		mt_imap_set_error(p, "NUL byte in a response",
-		    p->resp_off + p->blen + (size_t)(nul - in));
+		mt_imap_set_error(p, what, p->resp_off + p->blen + room);
 		return -1;
 	}
 	append(p, in, take);

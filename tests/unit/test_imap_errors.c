@@ -92,6 +92,15 @@ test_nul_and_length(void **state)
 	memcpy(line, "* OK ", 5);
 	fails_lim(line, 65, "response longer than 64 bytes outside literals (at "
 	    "byte 64 of the response)", &lim);
+	/* The earlier fault wins, however the input is cut. */
+	line[20] = '\0';
+	fails_lim(line, 100, "NUL byte in a response (at byte 20 of the "
+	    "response)", &lim);
+	line[20] = 'x';
+	line[64] = '\0';
+	fails_lim(line, 100, "response longer than 64 bytes outside literals (at "
+	    "byte 64 of the response)", &lim);
+	line[64] = 'x';
 	/* 64 bytes with the line end is still within the limit. */
 	memcpy(line + 62, "\r\n", 2);
 	imap_run(&r, line, 64, NULL, 0, &lim);
