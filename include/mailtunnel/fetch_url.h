@@ -12,9 +12,10 @@
  * A password in the URL is refused: it belongs in a password file.
  *
  * The parsed URL is a plain struct with fixed-size fields: nothing to free.
- * Error messages are written to a caller's buffer; they may quote the
- * scheme, port, mechanism or host the user wrote, never the user name,
- * mailbox or anything after a ':' in the user part.
+ * Error messages are written to a caller's buffer. They may quote what
+ * the user wrote as a scheme (only when it has scheme syntax), port,
+ * mechanism name, parameter name or IPv6 address; never the user name, the
+ * mailbox, a parameter value or anything after a ':' in the user part.
  */
 #ifndef MAILTUNNEL_FETCH_URL_H
 #define MAILTUNNEL_FETCH_URL_H

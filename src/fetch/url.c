@@ -78,10 +78,15 @@ parse_scheme(const char *s, const char **rest, struct mt_fetch_url *u,
 	size_t i, n;
 	char q[24], hint[48] = "";
 
-	if (sep == NULL)
+	/*
+	 * Text before "://" that is not scheme-shaped (RFC 3986) may be a
+	 * mistyped URL with a password in it: never quote it.
+	 */
+	if (sep == NULL || (n = (size_t)(sep - s)) > 16 ||
+	    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789+-.") < n || (n > 0 && !isalpha((unsigned char)s[0])))
 		return fail(err, errsz, "not a URL: expected scheme://user@host, "
 		    "e.g. imaps://alice@imap.example.com");
-	n = (size_t)(sep - s);
 	for (i = 0; i < MT_ARRAY_LEN(schemes); i++) {
 		if (strlen(schemes[i].name) == n &&
 		    strncasecmp(s, schemes[i].name, n) == 0) {
@@ -158,10 +163,12 @@ parse_param(const char *p, size_t n, struct mt_fetch_url *u, int *seen,
 	unsigned bit;
 	char q[32];
 
+	/* Only the name is quoted: the value could be a password. */
 	if (n < 5 || strncasecmp(p, "AUTH=", 5) != 0)
 		return fail(err, errsz, "unknown parameter \";%s\" after the user "
 		    "name (only ;AUTH=mechanism is understood)",
-		    quote(p, n, q, sizeof(q)));
+		    quote(p, strcspn(p, "=") < n ? strcspn(p, "=") : n, q,
+		    sizeof(q)));
 	if ((*seen)++)
 		return fail(err, errsz, "more than one ;AUTH= parameter");
 	p += 5;
@@ -170,7 +177,10 @@ parse_param(const char *p, size_t n, struct mt_fetch_url *u, int *seen,
 		return fail(err, errsz, "empty mechanism after ;AUTH=");
 	if (n == 1 && p[0] == '*')
 		return 0;
-	bit = mt_sasl_mech_name_valid(p, n) ? mt_sasl_mech_bit(p, n) : 0;
+	if (!mt_sasl_mech_name_valid(p, n))
+		return fail(err, errsz, "malformed mechanism name after ;AUTH= "
+		    "(use PLAIN, LOGIN, XOAUTH2, OAUTHBEARER, or * for automatic)");
+	bit = mt_sasl_mech_bit(p, n);
 	if (bit == 0 || (name = mt_sasl_mech_name(bit)) == NULL)
 		return fail(err, errsz, "unknown authentication mechanism \"%s\" "
 		    "in ;AUTH= (use PLAIN, LOGIN, XOAUTH2, OAUTHBEARER, or * for "
