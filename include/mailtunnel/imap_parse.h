@@ -271,9 +271,12 @@ struct mt_imap_event {
 					   or UTF-8) */
 	/* SEARCH, SEARCH_DONE */
 	struct mt_imap_search search;
-	/* FETCH (all items), FETCH_BODY (items so far; body_len set) */
+	/*
+	 * FETCH: all items. FETCH_BODY: the items before the body (UID may
+	 * come only after it) and body_len. FETCH_DATA: seq only.
+	 */
 	struct mt_imap_fetch fetch;
-	/* FETCH_DATA: points into the input */
+	/* FETCH_DATA: points into the input given to this call */
 	struct mt_imap_str data;
 	/* OTHER: the response's keyword, e.g. "NAMESPACE" */
 	struct mt_imap_str name;
