@@ -122,20 +122,17 @@ mt_pop3_ml_done(const struct mt_pop3_ml *ml)
 	return ml->done == 1;
 }
 
-/* The line end of a line whose "\n" is at nl; crlf when "\r" preceded it. */
+/*
+ * A rewritten line end (LF and CRLF modes; as-is lines never get here),
+ * for a line whose "\n" is at nl.
+ */
 static int
-line_end(struct mt_pop3_ml *ml, const char *nl, int crlf)
+line_end(struct mt_pop3_ml *ml, const char *nl)
 {
 	ml->lines++;
 	ml->state = ST_BOL;
-	switch (ml->eol) {
-	case MT_POP3_EOL_ASIS:
-		return crlf ? add_const(ml, "\r\n") : add_span(ml, nl, 1);
-	case MT_POP3_EOL_LF:
+	if (ml->eol == MT_POP3_EOL_LF)
 		return add_span(ml, nl, 1);
-	case MT_POP3_EOL_CRLF:
-		break;
-	}
 	return add_const(ml, "\r\n");
 }
 
@@ -167,11 +164,11 @@ mid_line(struct mt_pop3_ml *ml, const char **pp, const char *end)
 	if (n > 0 && nl[-1] == '\r') {
 		if (add_span(ml, p, n - 1) == -1)
 			return -1;
-		return line_end(ml, nl, 1);
+		return line_end(ml, nl);
 	}
 	if (add_span(ml, p, n) == -1)
 		return -1;
-	return line_end(ml, nl, 0);
+	return line_end(ml, nl);
 }
 
 /*
@@ -214,7 +211,7 @@ step(struct mt_pop3_ml *ml, const char **pp, const char *end)
 	case ST_CR:
 		if (c == '\n') {
 			(*pp)++;
-			return line_end(ml, *pp - 1, 1);
+			return line_end(ml, *pp - 1);
 		}
 		ml->state = ST_MID;
 		return add_const(ml, "\r");
