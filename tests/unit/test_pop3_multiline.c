@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -301,6 +302,143 @@ test_ml_emit_failure(void **state)
 	free(s.buf);
 }
 
+/*
+ * A pipelined session, driven as the fetcher will: input arrives in
+ * chunks into a buffer; replies are read from its front as far as they
+ * are complete; what is left waits for the next chunk. The log of what was
+ * understood must not depend on the chunks.
+ */
+static const char session[] =
+    "+OK Dovecot (Debian) ready.\r\n"
+    "+OK Capability list follows\r\nTOP\r\nUIDL\r\nPIPELINING\r\nSASL PLAIN\r\n.\r\n"
+    "+OK Logged in.\r\n"
+    "+OK\r\n1 whqtswO00WBw418f9t5JxYwZ\r\n2 QhdPYR:00WBw1Ph7x7\r\n.\r\n"
+    "+OK 2 messages:\r\n1 24\r\n2 7\r\n.\r\n"
+    "+OK 24 octets\r\nSubject: a\r\n\r\n..b\r\n.\r\n"
+    "-ERR [IN-USE] message 2 is locked\r\n"
+    "+OK Logging out.\r\n";
+
+struct session {
+	char buf[512];
+	size_t len;
+	int step;			/* which reply comes next */
+	int in_body;
+	struct mt_pop3_ml ml;
+	struct sink out;
+	char log[2048];
+	size_t loglen;
+};
+
+static void
+slog(struct session *s, const char *what, const char *p, size_t n)
+{
+	int r = snprintf(s->log + s->loglen, sizeof(s->log) - s->loglen,
+	    "%s %.*s\n", what, (int)n, p);
+
+	assert_true(r > 0 && (size_t)r < sizeof(s->log) - s->loglen);
+	s->loglen += (size_t)r;
+}
+
+/* Read complete replies from the front of s->buf; 0 when stuck. */
+static size_t
+session_step(struct session *s)
+{
+	static const int multi[] = { 0, 1, 0, 1, 1, 1, 0, 0 };
+	struct mt_pop3_status_line st;
+	const char *line, *why, *uid;
+	size_t len, used;
+	unsigned long num;
+	uint64_t size;
+	int r;
+
+	if (s->in_body) {
+		r = mt_pop3_ml_feed(&s->ml, s->buf, s->len, &used, &why);
+		assert_int_not_equal(r, -1);
+		if (r == 1) {
+			slog(s, "BODY", s->out.buf, s->out.len);
+			s->in_body = 0;
+			s->step++;
+		}
+		return used;
+	}
+	r = mt_pop3_line_next(s->buf, s->len, 512, s->step % 2 == 0 ? 0 :
+	    multi[s->step / 2], &line, &len, &used, &why);
+	if (r == MT_POP3_LINE_NEED_MORE)
+		return 0;
+	assert_int_not_equal(r, MT_POP3_LINE_ERROR);
+	if (r == MT_POP3_LINE_END) {
+		slog(s, "END", "", 0);
+		s->step++;
+	} else if (s->step % 2 == 0) {
+		assert_int_equal(mt_pop3_status_parse(line, len, &st, &why), 0);
+		slog(s, st.status == MT_POP3_OK ? "OK" : "ERR",
+		    mt_pop3_code_name(st.code), strlen(mt_pop3_code_name(st.code)));
+		s->step += multi[s->step / 2] ? 1 : 2;
+		if (s->step == 11) {
+			memset(&s->out, 0, sizeof(s->out));
+			mt_pop3_ml_init(&s->ml, MT_POP3_EOL_LF, sink_emit, &s->out);
+			s->in_body = 1;
+		}
+	} else if (s->step == 7 && mt_pop3_uidl_parse(line, len, &num, &uid,
+	    &len, &why) == 0) {
+		slog(s, "UID", uid, len);
+	} else if (s->step == 9 && mt_pop3_list_parse(line, len, &num, &size,
+	    &why) == 0) {
+		slog(s, "SIZE", line, len);
+	} else {
+		slog(s, "LINE", line, len);
+	}
+	return used;
+}
+
+static void
+session_run(const size_t *cuts, size_t ncuts, char *log)
+{
+	struct session *s = calloc(1, sizeof(*s));
+	size_t n = sizeof(session) - 1, off = 0, k, end, used;
+
+	assert_non_null(s);
+	for (k = 0; k <= ncuts; k++) {
+		end = k < ncuts ? cuts[k] : n;
+		memcpy(s->buf + s->len, session + off, end - off);
+		s->len += end - off;
+		off = end;
+		while (s->len > 0 && (used = session_step(s)) > 0) {
+			memmove(s->buf, s->buf + used, s->len - used);
+			s->len -= used;
+		}
+	}
+	assert_int_equal(s->len, 0);
+	assert_int_equal(s->step, 16);
+	memcpy(log, s->log, s->loglen + 1);
+	free(s->out.buf);
+	free(s);
+}
+
+static void
+test_session(void **state)
+{
+	static const char want[] =
+	    "OK \nOK \nLINE TOP\nLINE UIDL\nLINE PIPELINING\nLINE SASL PLAIN\n"
+	    "END \nOK \nOK \nUID whqtswO00WBw418f9t5JxYwZ\nUID QhdPYR:00WBw1Ph7x7\n"
+	    "END \nOK \nSIZE 1 24\nSIZE 2 7\nEND \nOK \n"
+	    "BODY Subject: a\n\n.b\n\nERR IN-USE\nOK \n";
+	char a[2048], b[2048];
+	size_t i, cuts[sizeof(session)];
+
+	(void)state;
+	session_run(NULL, 0, a);
+	assert_string_equal(a, want);
+	for (i = 1; i < sizeof(session) - 1; i++) {
+		session_run(&i, 1, b);
+		assert_string_equal(a, b);
+	}
+	for (i = 0; i + 2 < sizeof(session); i++)
+		cuts[i] = i + 1;
+	session_run(cuts, sizeof(session) - 2, b);
+	assert_string_equal(a, b);
+}
+
 int
 main(void)
 {
@@ -310,6 +448,7 @@ main(void)
 		cmocka_unit_test(test_ml_roundtrip),
 		cmocka_unit_test(test_ml_by_reference),
 		cmocka_unit_test(test_ml_emit_failure),
+		cmocka_unit_test(test_session),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
