@@ -24,6 +24,18 @@ src_libmailtunnel_a_SOURCES = \
 	src/daemon_int.h
 src_libmailtunnel_a_SOURCES += src/tls.c src/tls_files.c src/tls_conn.c src/tls_verify.c \
 	src/tls_session.c src/tls_reason.c src/tls_phrase.c src/tls_int.h
+src_libmailtunnel_a_SOURCES += \
+	src/fetch/sasl.c \
+	src/fetch/sasl_oauth.c \
+	src/fetch/pop3_parse.c \
+	src/fetch/pop3_multiline.c \
+	src/fetch/url.c \
+	src/fetch/imap_parse.c \
+	src/fetch/imap_resp.c \
+	src/fetch/imap_items.c \
+	src/fetch/imap_search.c \
+	src/fetch/imap_internal.h \
+	src/fetch/imap_rd.h
 
 bin_PROGRAMS += src/mailtunnel
 src_mailtunnel_SOURCES = src/main.c

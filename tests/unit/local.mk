@@ -4,6 +4,13 @@ UNIT_TESTS = \
 	tests/unit/test_log \
 	tests/unit/test_config
 UNIT_TESTS += tests/unit/test_tls tests/unit/test_manpage
+UNIT_TESTS += \
+	tests/unit/test_sasl \
+	tests/unit/test_pop3_parse \
+	tests/unit/test_pop3_multiline \
+	tests/unit/test_fetch_url \
+	tests/unit/test_imap_parse \
+	tests/unit/test_imap_errors
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 UNIT_LDADD = $(MT_LIBS) $(CMOCKA_LIBS)
@@ -28,4 +35,24 @@ tests_unit_test_tls_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_manpage_SOURCES = tests/unit/test_manpage.c
 tests_unit_test_manpage_LDADD = $(UNIT_LDADD)
 tests_unit_test_manpage_CFLAGS = $(UNIT_CFLAGS) -DMT_TEST_SRCDIR='"$(abs_top_srcdir)"'
+tests_unit_test_sasl_SOURCES = tests/unit/test_sasl.c
+tests_unit_test_sasl_LDADD = $(UNIT_LDADD)
+tests_unit_test_sasl_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_pop3_parse_SOURCES = tests/unit/test_pop3_parse.c
+tests_unit_test_pop3_parse_LDADD = $(UNIT_LDADD)
+tests_unit_test_pop3_parse_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_pop3_multiline_SOURCES = tests/unit/test_pop3_multiline.c
+tests_unit_test_pop3_multiline_LDADD = $(UNIT_LDADD)
+tests_unit_test_pop3_multiline_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_fetch_url_SOURCES = tests/unit/test_fetch_url.c
+tests_unit_test_fetch_url_LDADD = $(UNIT_LDADD)
+tests_unit_test_fetch_url_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_imap_parse_SOURCES = tests/unit/test_imap_parse.c \
+	tests/unit/imap_events.c tests/unit/imap_events.h
+tests_unit_test_imap_parse_LDADD = $(UNIT_LDADD)
+tests_unit_test_imap_parse_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_imap_errors_SOURCES = tests/unit/test_imap_errors.c \
+	tests/unit/imap_events.c tests/unit/imap_events.h
+tests_unit_test_imap_errors_LDADD = $(UNIT_LDADD)
+tests_unit_test_imap_errors_CFLAGS = $(UNIT_CFLAGS)
 endif
