@@ -25,3 +25,6 @@ EXTRA_DIST += \
 	tests/integration/mtlib/sserver.py \
 	tests/integration/mtlib/standin_daemon.py \
 	tests/integration/mtlib/tlsserver.py
+INTEGRATION_TESTS += tests/integration/test_privileges.py
+# Builds, installs and purges the Debian package (root; about 25 s).
+INTEGRATION_TESTS += tests/integration/test_package.py
