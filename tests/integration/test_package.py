@@ -260,11 +260,14 @@ def check_contents(t, deb):
             "." + UNIT_DIR + "/mailtunnel@.service",
             "./usr/share/man/man8/mailtunnel.8.gz",
             "./usr/share/man/man5/mailtunnel.conf.5.gz",
-            "./usr/share/doc/mailtunnel/README.md.gz",
             "./usr/share/doc/mailtunnel/examples/mailtunnel.conf",
             "./usr/share/doc/mailtunnel/copyright"]
     paths = {ln.split()[-1] for ln in listing.splitlines()}
     missing = [w for w in want if w not in paths]
+    # dh_compress compresses it only past 4 KiB.
+    readme = "./usr/share/doc/mailtunnel/README.md"
+    if readme not in paths and readme + ".gz" not in paths:
+        missing.append(readme)
     if missing:
         fail(f"not in the package: {missing}\n{listing}")
     ctl = t.mkdir("control")
