@@ -254,8 +254,18 @@ drop_privileges(const struct mt_config *cfg)
 
 	if (lookup_ids(cfg, &uid, &gid, &set_uid, &set_gid) == -1)
 		return -1;
-	if (cfg->output != NULL && set_uid)
-		(void)chown(cfg->output, uid, gid);	/* so SIGUSR1 can reopen */
+	/*
+	 * Already that user and group (systemd's User= and Group=): there is
+	 * nothing to give up, and setgroups() would fail without root.
+	 */
+	if (geteuid() != 0 && (!set_uid || uid == geteuid()) &&
+	    (!set_gid || gid == getegid()))
+		set_uid = set_gid = 0;
+	/* So that SIGUSR1 can reopen it after logrotate. */
+	if (cfg->output != NULL && set_uid && chown(cfg->output, uid, gid) == -1)
+		mt_log(MT_LOG_WARNING, "cannot give log file %s to uid %lu: %s; "
+		    "SIGUSR1 may fail to reopen it", cfg->output,
+		    (unsigned long)uid, strerror(errno));
 	if (cfg->chroot_dir != NULL &&
 	    (chroot(cfg->chroot_dir) == -1 || chdir("/") == -1)) {
 		mt_log(MT_LOG_ERR, "chroot %s: %s", cfg->chroot_dir,

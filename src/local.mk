@@ -40,3 +40,14 @@ src_libmailtunnel_a_SOURCES += \
 bin_PROGRAMS += src/mailtunnel
 src_mailtunnel_SOURCES = src/main.c
 src_mailtunnel_LDADD = $(MT_LIBS)
+# Public headers: listed so that they reach the tarball.
+noinst_HEADERS = \
+	include/mailtunnel/config.h \
+	include/mailtunnel/daemon.h \
+	include/mailtunnel/log.h \
+	include/mailtunnel/net.h \
+	include/mailtunnel/service.h \
+	include/mailtunnel/tls.h \
+	include/mailtunnel/tunnel.h \
+	include/mailtunnel/util.h \
+	include/mailtunnel/worker.h

@@ -31,3 +31,6 @@ EXTRA_DIST += \
 EXTRA_DIST += \
 	tests/integration/data/user-stunnel-1.conf \
 	tests/integration/data/user-stunnel-2.conf
+INTEGRATION_TESTS += tests/integration/test_privileges.py
+# Builds, installs and purges the Debian package (root; about 25 s).
+INTEGRATION_TESTS += tests/integration/test_package.py
