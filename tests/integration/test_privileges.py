@@ -58,16 +58,14 @@ def main(t):
         expect_equal("uids", uids(mt.pid), [nobody] * 4)
         expect_equal("exit", mt.stop(), 0)
 
-    with t.case("a log file that cannot be handed over is a warning"):
+    with t.case("a log file that cannot be opened: exit 73, and why"):
         port = t.port()
         log = t.path("no-such-folder", "mailtunnel.log")
         mt = Mailtunnel(t, f"setuid = nobody\noutput = {log}\n"
-                        + service(port), program=prog).start(
-                            wait_ports=[port])
-        mt.wait_for_log(rf"warning: cannot give log file {log} to uid "
-                        rf"{nobody}: No such file or directory; SIGUSR1 may "
-                        rf"fail to reopen it")
-        expect_equal("exit", mt.stop(), 0)
+                        + service(port), program=prog).start()
+        expect_equal("exit", mt.wait_exit(), 73)
+        mt.wait_for_log(rf"cannot open log file {log}: No such file or "
+                        rf"directory")
 
     with t.case("already nobody, setuid = nobody and setgid = nogroup: fine"):
         port = t.port()
