@@ -4,6 +4,14 @@ src_libmailtunnel_a_SOURCES = \
 	src/log_redact.c \
 	src/util/str.c \
 	src/util/num.c
+# fetch: exactly-once ledger
+src_libmailtunnel_a_SOURCES += \
+	src/fetch/ledger.c \
+	src/fetch/ledger_ops.c \
+	src/fetch/ledger_rec.c \
+	src/fetch/ledger_set.c \
+	src/fetch/ledger_file.c \
+	src/fetch/ledger_snap.c
 
 bin_PROGRAMS += src/mailtunnel
 src_mailtunnel_SOURCES = src/main.c

@@ -13,4 +13,10 @@ tests_unit_test_util_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_log_SOURCES = tests/unit/test_log.c
 tests_unit_test_log_LDADD = $(UNIT_LDADD)
 tests_unit_test_log_CFLAGS = $(UNIT_CFLAGS)
+
+# fetch: ledger and delivery targets
+UNIT_TESTS += tests/unit/test_ledger
+tests_unit_test_ledger_SOURCES = tests/unit/test_ledger.c
+tests_unit_test_ledger_LDADD = $(UNIT_LDADD)
+tests_unit_test_ledger_CFLAGS = $(UNIT_CFLAGS)
 endif
