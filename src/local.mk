@@ -12,6 +12,15 @@ src_libmailtunnel_a_SOURCES += \
 	src/fetch/ledger_set.c \
 	src/fetch/ledger_file.c \
 	src/fetch/ledger_snap.c
+# fetch: delivery targets
+src_libmailtunnel_a_SOURCES += \
+	src/fetch/deliver.c \
+	src/fetch/deliver_xform.c \
+	src/fetch/deliver_file.c \
+	src/fetch/deliver_maildir.c \
+	src/fetch/deliver_dir.c \
+	src/fetch/deliver_mbox.c \
+	src/fetch/deliver_mbox_scan.c
 
 bin_PROGRAMS += src/mailtunnel
 src_mailtunnel_SOURCES = src/main.c

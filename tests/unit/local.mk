@@ -15,8 +15,17 @@ tests_unit_test_log_LDADD = $(UNIT_LDADD)
 tests_unit_test_log_CFLAGS = $(UNIT_CFLAGS)
 
 # fetch: ledger and delivery targets
-UNIT_TESTS += tests/unit/test_ledger
+UNIT_TESTS += tests/unit/test_ledger tests/unit/test_deliver \
+	tests/unit/test_deliver_mbox
 tests_unit_test_ledger_SOURCES = tests/unit/test_ledger.c
 tests_unit_test_ledger_LDADD = $(UNIT_LDADD)
 tests_unit_test_ledger_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_deliver_SOURCES = tests/unit/test_deliver.c \
+	tests/unit/test_deliver_util.h
+tests_unit_test_deliver_LDADD = $(UNIT_LDADD)
+tests_unit_test_deliver_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_deliver_mbox_SOURCES = tests/unit/test_deliver_mbox.c \
+	tests/unit/test_deliver_util.h
+tests_unit_test_deliver_mbox_LDADD = $(UNIT_LDADD)
+tests_unit_test_deliver_mbox_CFLAGS = $(UNIT_CFLAGS)
 endif
