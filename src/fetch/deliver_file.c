@@ -6,7 +6,7 @@
  * files it finds (token = "staging/final"):
  *   1. begin      open staging name (O_EXCL: a fresh name per attempt)
  *   2. write      data into it
- *   3. end        fsync(file), fsync(staging dir): the staging entry is
+ *   3. end        fdatasync(file), fsync(staging dir): the staging entry is
  *                 durable before any intent can name it; token handed out
  *   4. (caller)   ledger intent, fsync
  *   5. commit     rename(staging, final) without replacing   COMMIT POINT
@@ -200,7 +200,7 @@ dl_stage_prepare(struct mt_deliver_msg *m, int dfd, const char *dir)
 	if (dl_flush(m) == -1)
 		return -1;
 	m->fd = -1;
-	if (fsync(fd) == -1) {
+	if (fdatasync(fd) == -1) {
 		dl_fail(m, errno, "cannot sync %s", m->where);
 		close(fd);
 		return -1;

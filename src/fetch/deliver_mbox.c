@@ -103,23 +103,53 @@ stale(const char *lockpath)
 	return time(NULL) - st.st_mtime > STALE_LOCK;
 }
 
+/*
+ * Make FILE.lock holding our pid, all at once: written as an unnamed file
+ * and linked into place, so a crash never leaves an empty lock that others
+ * could not tell from a live one. 0, or -1 with errno (EEXIST: held).
+ */
+static int
+make_lock(struct mbox *mb)
+{
+	char pid[32], proc[64];
+	int fd, err;
+
+	snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if ((fd = open(mb->dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644)) != -1) {
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		if (dl_write_all(fd, pid, strlen(pid)) == 0 &&
+		    linkat(AT_FDCWD, proc, AT_FDCWD, mb->lockpath,
+		    AT_SYMLINK_FOLLOW) == 0)
+			return close(fd);
+		err = errno;
+		close(fd);
+		if (err != ENOENT && err != EXDEV && err != EOPNOTSUPP) {
+			errno = err;
+			return -1;
+		}
+	}
+	/* No O_TMPFILE (or no /proc): create it in place. */
+	fd = open(mb->lockpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+	    O_NOFOLLOW, 0644);
+	if (fd == -1)
+		return -1;
+	if (dl_write_all(fd, pid, strlen(pid)) == -1 || close(fd) == -1) {
+		err = errno;
+		unlink(mb->lockpath);
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
 /* FILE.lock: 0 held (or impossible here), 1 busy, -1 error. */
 static int
 dotlock(struct mt_deliver *t, struct mbox *mb)
 {
-	char pid[32];
-	int fd, tries;
+	int tries;
 
 	for (tries = 0; tries < 2; tries++) {
-		fd = open(mb->lockpath, O_WRONLY | O_CREAT | O_EXCL |
-		    O_CLOEXEC | O_NOFOLLOW, 0644);
-		if (fd != -1) {
-			snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-			if (dl_write_all(fd, pid, strlen(pid)) == -1 ||
-			    close(fd) == -1) {
-				unlink(mb->lockpath);
-				return -1;
-			}
+		if (make_lock(mb) == 0) {
 			mb->dotlocked = 1;
 			return 0;
 		}
@@ -337,7 +367,7 @@ append(struct mt_deliver_msg *m, struct mbox *mb, struct mb_msg *mm)
 		out += n;
 		left -= (uint64_t)n;
 	}
-	return fsync(mb->fd);
+	return fdatasync(mb->fd);
 }
 
 static int
