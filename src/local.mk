@@ -11,7 +11,9 @@ src_libmailtunnel_a_SOURCES += \
 	src/fetch/ledger_rec.c \
 	src/fetch/ledger_set.c \
 	src/fetch/ledger_file.c \
+	src/fetch/ledger_load.c \
 	src/fetch/ledger_snap.c
+EXTRA_DIST += doc/exactly-once.md
 # fetch: delivery targets
 src_libmailtunnel_a_SOURCES += \
 	src/fetch/deliver.c \

@@ -174,9 +174,11 @@ int mt_ledger_mark_seen_uidls(struct mt_ledger_folder *f,
     const char *const *uidls, size_t n);
 
 /*
- * Record that the server was asked to delete these messages (POP3: after
- * DELE; a UIDL the server still lists next time is asked again. IMAP: after
- * UID STORE \Deleted + EXPUNGE). Only done messages are affected.
+ * Record that these messages were deleted on the server (POP3: once the
+ * QUIT that makes the DELEs take effect got +OK; IMAP: once UID STORE
+ * \Deleted and the EXPUNGE succeeded). Only done messages are affected.
+ * A message marked deleted that the server still lists was not deleted
+ * after all: delete it again.
  */
 int mt_ledger_mark_deleted(struct mt_ledger_folder *f, const char *key);
 int mt_ledger_mark_deleted_uids(struct mt_ledger_folder *f, uint32_t lo,

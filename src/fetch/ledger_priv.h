@@ -159,6 +159,9 @@ int lg_file_flush(struct mt_ledger *l);
 int lg_file_sync(struct mt_ledger *l);
 void lg_file_close(struct mt_ledger *l);
 
+/* ledger_load.c */
+int lg_load(struct mt_ledger *l, enum mt_ledger_err *err);
+
 /* ledger_snap.c */
 int lg_file_compact(struct mt_ledger *l);
 

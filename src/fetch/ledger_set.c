@@ -365,6 +365,8 @@ lg_fps_drop(struct lg_fps *s, uint32_t lo, uint32_t hi)
 {
 	size_t a = 0, b = s->n, m;
 
+	if (s->n == 0)
+		return;
 	if (!s->sorted) {
 		qsort(s->v, s->n, sizeof(*s->v), cmp_fp_uid);
 		s->sorted = 1;

@@ -123,7 +123,7 @@ test_maildir_recovery(void **state)
 	struct mt_deliver_msg *m;
 	struct mt_deliver *t;
 	struct outcome o;
-	char token[MT_DELIVER_TOKEN_MAX + 1], final[300], cur[700];
+	char token[MT_DELIVER_TOKEN_MAX + 1];
 
 	(void)state;
 	t = target("maildir:%s/Mail", tmpdir);
@@ -147,23 +147,6 @@ test_maildir_recovery(void **state)
 	mt_deliver_abort(m);
 	assert_int_equal(count_dir(tpath("Mail/tmp")), 0);
 
-	/* Committed: delivered, in new/, in cur/ with flags, or taken. */
-	assert_int_equal(deliver(t, &meta, "b\r\n", 3, 0, &o), MT_DELIVER_OK);
-	snprintf(token, sizeof(token), "%s", o.token);
-	snprintf(final, sizeof(final), "%s", strchr(token, '/') + 1);
-	assert_int_equal(recover(t, "k1", token, &o), MT_DELIVER_DELIVERED);
-	snprintf(cur, sizeof(cur), "%s:2,S", final);
-	assert_int_equal(rename(tpath("Mail/new/%s", final),
-	    tpath("Mail/cur/%s", cur)), 0);
-	assert_int_equal(recover(t, "k1", token, &o), MT_DELIVER_DELIVERED);
-	assert_int_equal(unlink(tpath("Mail/cur/%s", cur)), 0);
-	logbuf[0] = '\0';
-	assert_int_equal(recover(t, "k1", token, &o), MT_DELIVER_DELIVERED);
-	assert_non_null(strstr(o.reason, " is no longer in "));
-	assert_non_null(strstr(o.reason, "/Mail/new: a mail reader took it; "
-	    "counted as delivered"));
-	assert_non_null(strstr(logbuf, "recovering k1: "));
-
 	/* Staged more than a day ago and gone: a tmp/ cleaner, maybe. */
 	snprintf(token, sizeof(token), "1600000000.mt-k1.P1Q1.h/1600000000."
 	    "mt-k1.h,S=3");
@@ -182,6 +165,37 @@ test_maildir_recovery(void **state)
 	    &o), -1);
 	assert_non_null(strstr(logbuf, "recovering bad key: invalid key or "
 	    "token"));
+	mt_deliver_close(t);
+}
+
+/* Committed: delivered, in new/, in cur/ with flags, or taken. */
+static void
+test_maildir_recovery_committed(void **state)
+{
+	struct mt_deliver_meta meta;
+	struct mt_deliver *t;
+	struct outcome o;
+	char token[MT_DELIVER_TOKEN_MAX + 1], final[300], cur[700];
+
+	(void)state;
+	t = target("maildir:%s/Mail", tmpdir);
+	meta_init(&meta, "k1", DATE);
+	assert_int_equal(deliver(t, &meta, "b\r\n", 3, 0, &o), MT_DELIVER_OK);
+	snprintf(token, sizeof(token), "%s", o.token);
+	snprintf(final, sizeof(final), "%s", strchr(token, '/') + 1);
+	assert_int_equal(recover(t, "k1", token, &o), MT_DELIVER_DELIVERED);
+	snprintf(cur, sizeof(cur), "%s:2,S", final);
+	assert_int_equal(rename(tpath("Mail/new/%s", final),
+	    tpath("Mail/cur/%s", cur)), 0);
+	assert_int_equal(recover(t, "k1", token, &o), MT_DELIVER_DELIVERED);
+	assert_int_equal(unlink(tpath("Mail/cur/%s", cur)), 0);
+	logbuf[0] = '\0';
+	assert_int_equal(recover(t, "k1", token, &o), MT_DELIVER_DELIVERED);
+	assert_non_null(strstr(o.reason, " is no longer in "));
+	assert_non_null(strstr(o.reason, "/Mail/new: a mail reader took it; "
+	    "counted as delivered"));
+	assert_non_null(strstr(logbuf, "recovering k1: "));
+
 	mt_deliver_close(t);
 }
 
@@ -470,6 +484,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_maildir_recovery, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_maildir_recovery_committed,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_maildir_twice, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_dir_delivery, setup,
