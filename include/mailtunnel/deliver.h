@@ -24,7 +24,10 @@
  *
  * Callbacks always run from the event loop (event_base), never from inside
  * the call that started the work, so callers see no reentrancy. File
- * targets do their work synchronously in the calls themselves.
+ * targets do each step's file work in one go when the loop runs it; only
+ * waiting for another program's mbox lock spans several loop turns. An
+ * mbox target holds its lock from a successful end until commit or abort:
+ * commit (or abort) one message before ending the next.
  *
  * Input is the message as decoded from the wire (CRLF line endings, dots
  * unstuffed). Maildir and mbox store LF line endings, as local mail tools
@@ -67,7 +70,8 @@ struct mt_deliver_meta {
 	const char *uid;	/* UID or UIDL, for log lines */
 	const char *key;	/* unique, stable: 1-100 of [A-Za-z0-9_-] */
 	const char *sender;	/* envelope sender for mbox; NULL: MAILER-DAEMON */
-	uint64_t size;		/* announced size on the wire; 0: unknown */
+	uint64_t size;		/* announced size on the wire; 0: unknown
+				   (for targets that can use it) */
 	time_t date;		/* internal date; 0: now */
 };
 

@@ -182,6 +182,11 @@ mb_recover(struct dl_rec *r)
 	}
 	if ((rc = mb_lock(r->t, mb, r, &r->started)) == DL_AGAIN)
 		return DL_AGAIN;
+	if (rc == -1 && errno == ETIMEDOUT) {
+		dl_verdict(r, MT_DELIVER_UNKNOWN, 0, "mbox %s is locked by "
+		    "another program", mb->path);
+		return 0;
+	}
 	if (rc == -1) {
 		dl_verdict(r, MT_DELIVER_UNKNOWN, errno, "cannot lock mbox %s",
 		    mb->path);

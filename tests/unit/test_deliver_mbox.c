@@ -169,6 +169,10 @@ test_dotlock(void **state)
 	    "program (gave up after 0.3 s)"));
 	assert_non_null(strstr(logbuf, "(will retry)"));
 	assert_int_equal(access(tpath("mail/box.lock"), F_OK), 0);
+	/* Recovery cannot look either: it says so, it does not guess. */
+	assert_int_equal(recover(t, "k", "0:10:x", &o), MT_DELIVER_UNKNOWN);
+	assert_non_null(strstr(o.reason, "/mail/box is locked by another "
+	    "program"));
 	/* Left by a process that is gone: stale, removed. */
 	snprintf(pid, sizeof(pid), "%ld\n", (long)dead_pid());
 	write_lock(pid);
