@@ -197,6 +197,18 @@ valid_key(const char *key)
 	return key[n] == '\0' && n >= 1 && n <= MT_DELIVER_KEY_MAX;
 }
 
+/* A string from the server made safe for a log line, cut to fit. */
+static void
+printable(char *out, size_t size, const char *in)
+{
+	char *p;
+
+	mt_strlcpy(out, in ? in : "?", size);
+	for (p = out; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			*p = '?';
+}
+
 /* Printable, without spaces: what may follow "From " in mbox. */
 static void
 copy_sender(char *out, const char *sender)
@@ -217,11 +229,12 @@ struct mt_deliver_msg *
 mt_deliver_begin(struct mt_deliver *t, const struct mt_deliver_meta *meta)
 {
 	struct mt_deliver_msg *m;
+	char shown[DL_UID_MAX + 1];
 
 	if (meta->key == NULL || !valid_key(meta->key)) {
+		printable(shown, sizeof(shown), meta->key);
 		mt_log_c(&t->log, MT_LOG_ERR, "message %s: invalid delivery "
-		    "key (1-%d of A-Z a-z 0-9 _ -)", meta->uid ? meta->uid : "?",
-		    MT_DELIVER_KEY_MAX);
+		    "key (1-%d of A-Z a-z 0-9 _ -)", shown, MT_DELIVER_KEY_MAX);
 		return NULL;
 	}
 	if ((m = calloc(1, sizeof(*m))) == NULL)
@@ -235,7 +248,7 @@ mt_deliver_begin(struct mt_deliver *t, const struct mt_deliver_meta *meta)
 	m->t = t;
 	m->fd = -1;
 	strcpy(m->key, meta->key);
-	mt_strlcpy(m->uid, meta->uid ? meta->uid : m->key, sizeof(m->uid));
+	printable(m->uid, sizeof(m->uid), meta->uid ? meta->uid : m->key);
 	copy_sender(m->sender, meta->sender);
 	m->size = meta->size;
 	m->date = meta->date > 0 ? meta->date : time(NULL);

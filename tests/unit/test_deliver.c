@@ -337,6 +337,9 @@ test_misuse(void **state)
 	assert_null(mt_deliver_begin(t, &meta));
 	assert_non_null(strstr(logbuf, "message bad.key: invalid delivery key "
 	    "(1-100 of A-Z a-z 0-9 _ -)"));
+	meta_init(&meta, "bad\nkey", DATE);
+	assert_null(mt_deliver_begin(t, &meta));
+	assert_non_null(strstr(logbuf, "message bad?key: invalid delivery"));
 	meta_init(&meta, "k", DATE);
 	m = mt_deliver_begin(t, &meta);
 	mt_deliver_commit(m, on_result, &o);
