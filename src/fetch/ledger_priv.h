@@ -124,10 +124,12 @@ void lg_pops_free(struct lg_pops *t);
 
 int lg_fps_add(struct lg_fps *s, uint32_t uid, uint64_t fp);
 void lg_fps_drop(struct lg_fps *s, uint32_t lo, uint32_t hi);
+void lg_fps_pack(struct lg_fps *s);
 void lg_fps_free(struct lg_fps *s);
 
 int lg_olds_add(struct lg_olds *s, uint64_t fp, int64_t time);
 int lg_olds_take(struct lg_olds *s, uint64_t fp, int64_t *time, int take);
+void lg_olds_pack(struct lg_olds *s);
 void lg_olds_free(struct lg_olds *s);
 
 int64_t lg_coarsen_time(int64_t t, int64_t now);

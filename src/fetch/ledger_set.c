@@ -382,6 +382,18 @@ lg_fps_drop(struct lg_fps *s, uint32_t lo, uint32_t hi)
 		s->v[a].fp = 0;
 }
 
+/* Drop the entries lg_fps_drop() cleared. */
+void
+lg_fps_pack(struct lg_fps *s)
+{
+	size_t r, w = 0;
+
+	for (r = 0; r < s->n; r++)
+		if (s->v[r].fp != 0)
+			s->v[w++] = s->v[r];
+	s->n = w;
+}
+
 void
 lg_fps_free(struct lg_fps *s)
 {
@@ -456,6 +468,18 @@ lg_olds_take(struct lg_olds *s, uint64_t fp, int64_t *when, int take)
 		s->live--;
 	}
 	return 1;
+}
+
+/* Drop the consumed entries (order, and so sortedness, is kept). */
+void
+lg_olds_pack(struct lg_olds *s)
+{
+	size_t r, w = 0;
+
+	for (r = 0; r < s->n; r++)
+		if (s->v[r].time >= 0)
+			s->v[w++] = s->v[r];
+	s->n = w;
 }
 
 void

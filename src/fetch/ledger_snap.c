@@ -219,8 +219,11 @@ lg_file_compact(struct mt_ledger *l)
 
 	if (lg_file_sync(l) == -1)
 		return -1;
-	for (i = 0; i < l->nfolders; i++)
+	for (i = 0; i < l->nfolders; i++) {
 		lg_ranges_coarsen(&l->folders[i]->ranges, (int64_t)now);
+		lg_fps_pack(&l->folders[i]->fps);
+		lg_olds_pack(&l->folders[i]->olds);
+	}
 	if (write_snapshot(l, l->epoch + 1, &size) == -1)
 		return -1;	/* the journal still holds everything */
 	if (renameat(l->dir_fd, "snapshot.tmp", l->dir_fd, "snapshot") == -1) {
