@@ -30,7 +30,7 @@
 struct maildir {
 	char path[PATH_CAP];
 	char sub[3][PATH_CAP + 8];	/* DIR/tmp, DIR/new, DIR/cur */
-	char host[200];
+	char host[80];
 	int fd[3];
 };
 
@@ -85,7 +85,7 @@ md_open(struct mt_deliver *t, const char *arg, char *err, size_t errsz)
 		    subs[i]);
 		md->fd[i] = -1;
 	}
-	host_part(md->host, sizeof(md->host));
+	host_part(md->host, 72);	/* names stay under 255 bytes */
 	t->priv = md;
 	return 0;
 }
