@@ -12,6 +12,18 @@
 
 static const char from[] = "From ";
 
+/* One byte out; the common case stays inline. */
+static inline int
+put1(struct mt_deliver_msg *m, char c)
+{
+	if (m->olen + 1 >= DL_OBUF)
+		return dl_put(m, &c, 1);
+	m->obuf[m->olen++] = c;
+	m->out_bytes++;
+	m->last = c;
+	return 0;
+}
+
 static int
 put_gt(struct mt_deliver_msg *m, uint64_t n)
 {
@@ -34,7 +46,7 @@ logical(struct mt_deliver_msg *m, char c)
 	struct dl_xform *x = &m->xf;
 
 	if (!x->quote || !x->bol) {
-		if (dl_put(m, &c, 1) == -1)
+		if (put1(m, c) == -1)
 			return -1;
 		if (x->quote && c == '\n') {
 			x->bol = 1;
@@ -86,7 +98,8 @@ int
 dl_xform_write(struct mt_deliver_msg *m, const char *p, size_t n)
 {
 	struct dl_xform *x = &m->xf;
-	size_t i = 0, j;
+	const char *nl;
+	size_t i = 0, end, k;
 
 	if (!x->lf && !x->quote)
 		return dl_put(m, p, n);
@@ -96,13 +109,27 @@ dl_xform_write(struct mt_deliver_msg *m, const char *p, size_t n)
 				return -1;
 			continue;
 		}
-		/* The common case: a run of bytes that are neither CR nor LF. */
-		for (j = i; j < n && p[j] != '\r' && p[j] != '\n'; j++)
-			;
-		if (j > i && dl_put(m, p + i, j - i) == -1)
+		if ((nl = memchr(p + i, '\n', n - i)) == NULL) {
+			/* No line end here: keep a last CR, it may pair. */
+			end = (x->lf && p[n - 1] == '\r') ? n - 1 : n;
+			if (dl_put(m, p + i, end - i) == -1)
+				return -1;
+			i = end;
+			if (i < n && step(m, p[i++]) == -1)
+				return -1;
+			continue;
+		}
+		/* A whole line: as is, but for the CR of its CRLF. */
+		end = (size_t)(nl - p);
+		k = (x->lf && end > i && p[end - 1] == '\r') ? end - 1 : end;
+		if (dl_put(m, p + i, k - i) == -1 || put1(m, '\n') == -1)
 			return -1;
-		if ((i = j) < n && step(m, p[i++]) == -1)
-			return -1;
+		i = end + 1;
+		if (x->quote) {
+			x->bol = 1;
+			x->gt = 0;
+			x->fm = 0;
+		}
 	}
 	return 0;
 }
