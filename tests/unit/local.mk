@@ -55,4 +55,22 @@ tests_unit_test_imap_errors_SOURCES = tests/unit/test_imap_errors.c \
 	tests/unit/imap_events.c tests/unit/imap_events.h
 tests_unit_test_imap_errors_LDADD = $(UNIT_LDADD)
 tests_unit_test_imap_errors_CFLAGS = $(UNIT_CFLAGS)
+
+# fetch: ledger and delivery targets
+UNIT_TESTS += tests/unit/test_ledger tests/unit/test_deliver \
+	tests/unit/test_deliver_mbox tests/unit/test_deliver_crash
+tests_unit_test_ledger_SOURCES = tests/unit/test_ledger.c
+tests_unit_test_ledger_LDADD = $(UNIT_LDADD)
+tests_unit_test_ledger_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_deliver_SOURCES = tests/unit/test_deliver.c \
+	tests/unit/test_deliver_util.h
+tests_unit_test_deliver_LDADD = $(UNIT_LDADD)
+tests_unit_test_deliver_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_deliver_mbox_SOURCES = tests/unit/test_deliver_mbox.c \
+	tests/unit/test_deliver_util.h
+tests_unit_test_deliver_mbox_LDADD = $(UNIT_LDADD)
+tests_unit_test_deliver_mbox_CFLAGS = $(UNIT_CFLAGS)
+# Not cmocka: a driver that kills a workload; --bench measures speed.
+tests_unit_test_deliver_crash_SOURCES = tests/unit/test_deliver_crash.c
+tests_unit_test_deliver_crash_LDADD = $(MT_LIBS)
 endif

@@ -1,0 +1,163 @@
+/*
+ * deliver: delivery targets of the fetcher, named by a string:
+ *   maildir:DIR   a Maildir (DIR/{tmp,new,cur} made 0700 when missing)
+ *   dir:DIR       one NAME.eml per message, for programs that poll a folder
+ *   mbox:FILE     an mboxrd file, locked with FILE.lock and fcntl()
+ * Others (commands, SMTP, LMTP) plug in behind the same calls.
+ *
+ * A message goes through two phases so that the ledger can record an
+ * intent between them (doc/exactly-once.md):
+ *   begin -> write... -> end    the copy is complete and durable but not
+ *                               visible; the result carries a token
+ *   ledger intent + commit      (the caller)
+ *   commit                      the copy becomes visible (the commit point)
+ *   ledger done                 (the caller)
+ * After a crash, mt_deliver_recover() tells from the token whether the
+ * commit point was passed. A copy whose intent may be durable is removed
+ * only by mt_deliver_discard(), once the ledger durably says "abandoned".
+ *
+ * Lifetimes: mt_deliver_open() returns a target the caller closes with
+ * mt_deliver_close() after every message and recovery on it has finished
+ * or been aborted. A message handle lives from mt_deliver_begin() until
+ * the callback that ends it returns (an end that fails, or any commit) or
+ * until mt_deliver_abort(). Strings in meta are copied.
+ *
+ * Callbacks always run from the event loop (event_base), never from inside
+ * the call that started the work, so callers see no reentrancy. File
+ * targets do each step's file work in one go when the loop runs it; only
+ * waiting for another program's mbox lock spans several loop turns. An
+ * mbox target holds its lock from a successful end until commit or abort:
+ * commit (or abort) one message before ending the next.
+ *
+ * Input is the message as decoded from the wire (CRLF line endings, dots
+ * unstuffed). Maildir and mbox store LF line endings, as local mail tools
+ * expect; dir: stores the bytes as received (CRLF, RFC 5322 native), since
+ * .eml readers accept that and it keeps the file byte-exact. No target
+ * holds a message in memory: it streams to disk through a 64 KiB buffer.
+ */
+#ifndef MAILTUNNEL_DELIVER_H
+#define MAILTUNNEL_DELIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "mailtunnel/log.h"
+
+struct event_base;
+struct mt_deliver;
+struct mt_deliver_msg;
+
+enum mt_deliver_status {
+	MT_DELIVER_OK = 0,
+	MT_DELIVER_TEMPFAIL,	/* may work later (disk full, lock busy, I/O) */
+	MT_DELIVER_FAIL,	/* will not work until someone changes something */
+};
+
+enum mt_deliver_verdict {
+	MT_DELIVER_NOT_DELIVERED = 0,	/* commit point not passed */
+	MT_DELIVER_DELIVERED,		/* passed: record it done */
+	MT_DELIVER_UNKNOWN,		/* cannot tell now (reason given) */
+};
+
+#define MT_DELIVER_KEY_MAX	100
+#define MT_DELIVER_TOKEN_MAX	512	/* == MT_LEDGER_TOKEN_MAX */
+#define MT_DELIVER_REASON_MAX	512
+
+struct mt_deliver_meta {
+	const char *account;	/* for log lines (may be NULL) */
+	const char *folder;	/* for log lines (NULL for POP3) */
+	const char *uid;	/* UID or UIDL, for log lines */
+	const char *key;	/* unique, stable: 1-100 of [A-Za-z0-9_-] */
+	const char *sender;	/* envelope sender for mbox; NULL: MAILER-DAEMON */
+	uint64_t size;		/* announced size on the wire; 0: unknown
+				   (for targets that can use it) */
+	time_t date;		/* internal date; 0: now */
+};
+
+/*
+ * Result of end or commit. token: set with OK from end (at most
+ * MT_DELIVER_TOKEN_MAX bytes, printable ASCII), else NULL. reason: set
+ * unless OK, a sentence for people (already logged; do not log it again).
+ */
+typedef void mt_deliver_result_fn(void *arg, enum mt_deliver_status status,
+    const char *token, const char *reason);
+typedef void mt_deliver_verdict_fn(void *arg, enum mt_deliver_verdict verdict,
+    const char *reason);
+typedef void mt_deliver_drain_fn(void *arg);
+
+/*
+ * Parse spec and prepare the target; nothing on disk is touched yet (a
+ * missing folder is made, or reported, at the first message). On a bad spec
+ * returns NULL with the reason in err. log (may be NULL) is copied.
+ */
+struct mt_deliver *mt_deliver_open(const char *spec, struct event_base *base,
+    const struct mt_log_ctx *log, char *err, size_t errsz);
+void mt_deliver_close(struct mt_deliver *t);
+/* The spec as given at open. */
+const char *mt_deliver_spec(const struct mt_deliver *t);
+/* How long mbox waits for other programs' locks (default 30000 ms). */
+void mt_deliver_set_lock_timeout(struct mt_deliver *t, unsigned ms);
+
+/*
+ * Start a message. Returns NULL only for an invalid meta (logged) or out of
+ * memory. Trouble with the target itself makes the message fail: writes
+ * return -1 and end reports why.
+ */
+struct mt_deliver_msg *mt_deliver_begin(struct mt_deliver *t,
+    const struct mt_deliver_meta *meta);
+/* Feed len bytes. 0, or -1 once the message has failed (stop feeding). */
+int mt_deliver_write(struct mt_deliver_msg *m, const void *buf, size_t len);
+/*
+ * Backpressure: bytes accepted but not yet handed on. Stop feeding above
+ * your high-water mark; fn runs from the loop once pending falls to lowat.
+ * File targets never leave bytes pending.
+ */
+size_t mt_deliver_pending(const struct mt_deliver_msg *m);
+void mt_deliver_on_drain(struct mt_deliver_msg *m, size_t lowat,
+    mt_deliver_drain_fn *fn, void *arg);
+/*
+ * No more data. cb gets OK and a token (record the intent, then call
+ * mt_deliver_commit() or mt_deliver_abort()), or TEMPFAIL/FAIL (the handle
+ * is freed when cb returns; nothing was left behind).
+ */
+void mt_deliver_end(struct mt_deliver_msg *m, mt_deliver_result_fn *cb,
+    void *arg);
+/*
+ * Make the message visible. cb gets OK (delivered: record done) or
+ * TEMPFAIL/FAIL - then do not guess: ask mt_deliver_recover() with the
+ * token, as after a crash. The handle is freed when cb returns.
+ */
+void mt_deliver_commit(struct mt_deliver_msg *m, mt_deliver_result_fn *cb,
+    void *arg);
+/*
+ * Drop a message before its commit; no callback follows. Before end's OK
+ * everything is cleaned up; after it, the prepared copy is left for
+ * mt_deliver_recover()/mt_deliver_discard(), since an intent naming it may
+ * be durable.
+ */
+void mt_deliver_abort(struct mt_deliver_msg *m);
+
+/*
+ * Did the delivery of key with this token pass its commit point? cb runs
+ * from the loop with the verdict. Returns 0, or -1 (invalid token, out of
+ * memory: logged, no callback). mbox truncates an incomplete copy here.
+ */
+int mt_deliver_recover(struct mt_deliver *t, const char *key,
+    const char *token, mt_deliver_verdict_fn *cb, void *arg);
+/*
+ * Remove what a prepared delivery left behind, once the ledger has durably
+ * recorded that it was abandoned. 0, or -1 (logged).
+ */
+int mt_deliver_discard(struct mt_deliver *t, const char *token);
+
+/*
+ * A key for meta: the UID (UIDL) made file-name safe and shortened, a dash,
+ * and 16 hex digits of a SHA-256 over account, folder, UIDVALIDITY and UID,
+ * so keys differ across accounts and folders. folder is NULL for POP3.
+ * Returns 0, or -1 when size is below MT_DELIVER_KEY_MAX + 1.
+ */
+int mt_deliver_make_key(char *buf, size_t size, const char *account,
+    const char *folder, uint32_t uidvalidity, const char *uid);
+
+#endif

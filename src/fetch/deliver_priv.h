@@ -1,0 +1,154 @@
+/*
+ * deliver internals: the operations a target implements and the state the
+ * common code (deliver.c) keeps for every target, message and recovery.
+ * A target's private state hangs from t->priv and m->priv; the target frees
+ * it in its close and release operations.
+ */
+#ifndef MAILTUNNEL_DELIVER_PRIV_H
+#define MAILTUNNEL_DELIVER_PRIV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "mailtunnel/deliver.h"
+
+#define DL_OBUF		65536		/* output buffer per message */
+#define DL_UID_MAX	80		/* UID shown in log lines */
+#define DL_SENDER_MAX	256
+#define DL_RETRY_MS	50		/* lock retry period */
+#define DL_NAME_MAX	255		/* one file name */
+
+/*
+ * WRITING, ENDING: nothing can name the copy yet, so release removes it.
+ * PREPARED, COMMITTING: a token is out; the copy stays for recover.
+ * DONE: delivered.
+ */
+enum dl_phase { DL_WRITING, DL_ENDING, DL_PREPARED, DL_COMMITTING, DL_DONE };
+
+/* Streaming CRLF -> LF and mboxrd ">From " quoting. */
+struct dl_xform {
+	int lf;				/* turn CRLF into LF */
+	int quote;			/* quote ^>*From  lines */
+	int cr;				/* a CR is held back */
+	int bol;			/* at the start of a line */
+	uint64_t gt;			/* '>' seen at the start of the line */
+	unsigned fm;			/* bytes of "From " matched after them */
+};
+
+struct mt_deliver_msg {
+	struct mt_deliver *t;
+	struct mt_deliver_msg *next;	/* in t->msgs */
+	struct event *ev;
+	enum dl_phase phase;
+	int failed;
+	enum mt_deliver_status status;
+	int terminal;			/* free after the callback */
+	mt_deliver_result_fn *cb;
+	void *cbarg;
+	char reason[MT_DELIVER_REASON_MAX];
+	char token[MT_DELIVER_TOKEN_MAX + 1];
+
+	char key[MT_DELIVER_KEY_MAX + 1];
+	char uid[DL_UID_MAX + 1];
+	char sender[DL_SENDER_MAX + 1];
+	uint64_t size;
+	time_t date;
+
+	struct dl_xform xf;
+	int fd;				/* where output goes (-1: none) */
+	uint64_t in_bytes;		/* as received (CRLF) */
+	uint64_t out_bytes;		/* as stored */
+	char last;			/* last byte stored */
+	size_t olen;
+	char *obuf;
+	struct timespec started;	/* for lock timeouts */
+	char where[3400];		/* the file written, for messages */
+	size_t pending;			/* async targets: bytes not handed on */
+	size_t lowat;
+	mt_deliver_drain_fn *drain;
+	void *drainarg;
+	void *priv;
+};
+
+/* A recovery in progress. */
+struct dl_rec {
+	struct mt_deliver *t;
+	struct dl_rec *next;		/* in t->recs */
+	struct event *ev;
+	mt_deliver_verdict_fn *cb;
+	void *cbarg;
+	enum mt_deliver_verdict verdict;
+	char reason[MT_DELIVER_REASON_MAX];
+	char key[MT_DELIVER_KEY_MAX + 1];
+	char token[MT_DELIVER_TOKEN_MAX + 1];
+	struct timespec started;
+	void *priv;
+};
+
+/*
+ * A target. Operations return 0 when done, DL_AGAIN to be called again
+ * after DL_RETRY_MS (waiting for a lock), -1 when they failed (after
+ * dl_fail()). end sets m->token; recover sets r->verdict.
+ */
+#define DL_AGAIN 1
+struct dl_ops {
+	const char *scheme;
+	int (*open)(struct mt_deliver *t, const char *arg, char *err,
+	    size_t errsz);
+	void (*close)(struct mt_deliver *t);
+	int (*begin)(struct mt_deliver_msg *m);
+	int (*end)(struct mt_deliver_msg *m);
+	int (*commit)(struct mt_deliver_msg *m);
+	void (*release)(struct mt_deliver_msg *m);	/* abort/free */
+	int (*recover)(struct dl_rec *r);
+	int (*discard)(struct mt_deliver *t, const char *token);
+	int lf, quote;			/* the transform this target wants */
+};
+
+struct mt_deliver {
+	const struct dl_ops *ops;
+	struct event_base *base;
+	char *spec;
+	char *log_service, *log_peer;
+	struct mt_log_ctx log;
+	unsigned lock_timeout_ms;
+	struct mt_deliver_msg *msgs;
+	struct dl_rec *recs;
+	void *priv;
+};
+
+extern const struct dl_ops mt_deliver_maildir_ops;
+extern const struct dl_ops mt_deliver_dir_ops;
+extern const struct dl_ops mt_deliver_mbox_ops;
+
+/*
+ * deliver.c. dl_fail(): the message failed because of errno err (its
+ * kind decides TEMPFAIL or FAIL), 0 (FAIL) or -1 (TEMPFAIL); logged once.
+ */
+void dl_fail(struct mt_deliver_msg *m, int err, const char *fmt, ...)
+    MT_PRINTF(3, 4);
+void dl_verdict(struct dl_rec *r, enum mt_deliver_verdict v, int err,
+    const char *fmt, ...) MT_PRINTF(4, 5);
+int dl_put(struct mt_deliver_msg *m, const char *p, size_t n);
+int dl_flush(struct mt_deliver_msg *m);
+long dl_elapsed_ms(const struct timespec *since);
+
+/* deliver_xform.c */
+int dl_xform_write(struct mt_deliver_msg *m, const char *p, size_t n);
+int dl_xform_finish(struct mt_deliver_msg *m);
+
+/* deliver_file.c: helpers shared by the file targets */
+int dl_mkdir(const char *path);
+int dl_open_dir(const char *path, int *fd);
+int dl_write_all(int fd, const char *p, size_t n);
+enum mt_deliver_status dl_classify(int err);
+int dl_split_token(const char *token, char *tmp, char *final);
+int dl_exists(int dfd, const char *name);
+int dl_stage_open(struct mt_deliver_msg *m, int dfd, const char *dir,
+    const char *prefix, const char *suffix, char *tmp);
+int dl_stage_prepare(struct mt_deliver_msg *m, int dfd, const char *dir);
+int dl_stage_commit(struct mt_deliver_msg *m, int tmpdfd, const char *tmp,
+    int finaldfd, const char *finaldir, const char *final);
+
+#endif
