@@ -27,3 +27,5 @@ src_libmailtunnel_a_SOURCES += src/tls.c src/tls_files.c src/tls_conn.c src/tls_
 bin_PROGRAMS += src/mailtunnel
 src_mailtunnel_SOURCES = src/main.c
 src_mailtunnel_LDADD = $(MT_LIBS)
+# STARTTLS: protocol options, the negotiation module and the tunnel glue.
+src_libmailtunnel_a_SOURCES += src/config_proto_types.c
