@@ -29,3 +29,5 @@ src_mailtunnel_SOURCES = src/main.c
 src_mailtunnel_LDADD = $(MT_LIBS)
 # STARTTLS: protocol options, the negotiation module and the tunnel glue.
 src_libmailtunnel_a_SOURCES += src/config_proto_types.c
+src_libmailtunnel_a_SOURCES += src/starttls.c
+src_libmailtunnel_a_SOURCES += src/starttls_proto.c src/starttls_int.h

@@ -29,3 +29,11 @@ tests_unit_test_manpage_SOURCES = tests/unit/test_manpage.c
 tests_unit_test_manpage_LDADD = $(UNIT_LDADD)
 tests_unit_test_manpage_CFLAGS = $(UNIT_CFLAGS) -DMT_TEST_SRCDIR='"$(abs_top_srcdir)"'
 endif
+# STARTTLS state machines.
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_starttls
+TESTS += tests/unit/test_starttls
+tests_unit_test_starttls_SOURCES = tests/unit/test_starttls.c
+tests_unit_test_starttls_LDADD = $(UNIT_LDADD)
+tests_unit_test_starttls_CFLAGS = $(UNIT_CFLAGS)
+endif
