@@ -126,15 +126,28 @@ take(struct mt_starttls *st, const char *p, size_t n)
 	return k;
 }
 
-static void
-injection(struct mt_starttls *st, const char *p, size_t n)
+char *
+mt_starttls_injection_phrase(enum mt_protocol proto, const void *data,
+    size_t n, unsigned flags, char *buf, size_t len)
 {
 	char ex[40];
 
-	mt_starttls_fail(st, MT_STARTTLS_E_INJECTION, "plaintext injection: "
-	    "the server sent %zu bytes after accepting %s, before the TLS "
-	    "handshake ('%s')", n, mt_starttls_command_name(st->proto),
-	    mt_starttls_excerpt(p, n, ex, sizeof(ex)));
+	snprintf(buf, len, "plaintext injection: the server sent %s%zu bytes "
+	    "after accepting %s, %s the TLS handshake ('%s')",
+	    (flags & MT_STARTTLS_INJ_MORE) ? "at least " : "", n,
+	    mt_starttls_command_name(proto), (flags & MT_STARTTLS_INJ_DURING) ?
+	    "during" : "before", mt_starttls_excerpt(data, n, ex, sizeof(ex)));
+	return buf;
+}
+
+static void
+injection(struct mt_starttls *st, const char *p, size_t n)
+{
+	char why[200];
+
+	mt_starttls_fail(st, MT_STARTTLS_E_INJECTION, "%s",
+	    mt_starttls_injection_phrase(st->proto, p, n, 0, why,
+	    sizeof(why)));
 }
 
 enum mt_starttls_status

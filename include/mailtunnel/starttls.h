@@ -127,6 +127,20 @@ const char *mt_starttls_replay(const struct mt_starttls *st, size_t *len);
 const char *mt_starttls_greeting(const struct mt_starttls *st, size_t *len);
 
 /*
+ * The log phrase for plaintext found after READY, the same the machine
+ * uses for bytes in the accepting line's read: "plaintext injection: the
+ * server sent [at least] N bytes after accepting STLS, before [during] the
+ * TLS handshake ('...')", with the start of data shown sanitized. flags:
+ * MT_STARTTLS_INJ_MORE (there may be more than n bytes),
+ * MT_STARTTLS_INJ_DURING (they came after the server's first TLS record).
+ * Always NUL-terminates buf; returns buf.
+ */
+#define MT_STARTTLS_INJ_MORE 1
+#define MT_STARTTLS_INJ_DURING 2
+char *mt_starttls_injection_phrase(enum mt_protocol proto, const void *data,
+    size_t n, unsigned flags, char *buf, size_t len);
+
+/*
  * The short, protocol-correct line (CRLF included) for a plaintext client
  * when the server is given up: "-ERR ...", "* BYE ...", "421 ...". A
  * static string; MT_STARTTLS_E_NONE gives the generic one.

@@ -696,6 +696,31 @@ test_client_lines(void **state)
 }
 
 static void
+test_injection_phrase(void **state)
+{
+	char buf[256];
+
+	(void)state;
+	assert_string_equal(mt_starttls_injection_phrase(MT_PROTO_SMTP,
+	    "250 x\r\n", 7, 0, buf, sizeof(buf)), "plaintext injection: the "
+	    "server sent 7 bytes after accepting STARTTLS, before the TLS "
+	    "handshake ('250 x?" "?')");
+	assert_string_equal(mt_starttls_injection_phrase(MT_PROTO_POP3,
+	    "+OK \x01\xff", 6, MT_STARTTLS_INJ_MORE | MT_STARTTLS_INJ_DURING,
+	    buf, sizeof(buf)), "plaintext injection: the server sent at least "
+	    "6 bytes after accepting STLS, during the TLS handshake ('+OK "
+	    "?" "?')");
+	/* Long data is cut short in the phrase; the buffer always ends. */
+	assert_string_equal(mt_starttls_injection_phrase(MT_PROTO_IMAP,
+	    "0123456789012345678901234567890123456789", 40, 0, buf,
+	    sizeof(buf)), "plaintext injection: the server sent 40 bytes after "
+	    "accepting STARTTLS, before the TLS handshake "
+	    "('012345678901234567890123456789012345...')");
+	mt_starttls_injection_phrase(MT_PROTO_IMAP, "x", 1, 0, buf, 10);
+	assert_string_equal(buf, "plaintext");
+}
+
+static void
 test_default_ehlo(void **state)
 {
 	struct sockaddr_in v4 = { .sin_family = AF_INET };
@@ -741,6 +766,7 @@ main(void)
 		cmocka_unit_test(test_for_self),
 		cmocka_unit_test(test_new),
 		cmocka_unit_test(test_client_lines),
+		cmocka_unit_test(test_injection_phrase),
 		cmocka_unit_test(test_default_ehlo),
 	};
 
