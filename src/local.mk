@@ -31,3 +31,4 @@ src_mailtunnel_LDADD = $(MT_LIBS)
 src_libmailtunnel_a_SOURCES += src/config_proto_types.c
 src_libmailtunnel_a_SOURCES += src/starttls.c
 src_libmailtunnel_a_SOURCES += src/starttls_proto.c src/starttls_int.h
+src_libmailtunnel_a_SOURCES += src/tunnel_starttls.c

@@ -111,6 +111,8 @@ mt_tunnel_free(struct mt_tunnel *t)
 		bufferevent_free(t->client);
 	if (t->timer != NULL)
 		event_free(t->timer);
+	free(t->replay);
+	free(t->injection);
 	env_unlink(t);
 	log_closed(t);
 	atomic_fetch_sub(&t->svc->active, 1);
@@ -185,6 +187,19 @@ start_flushing(struct mt_tunnel *t)
 		return;
 	}
 	mt_tunnel_set_timer(t, t->svc->conf->timeout_close * 1000);
+}
+
+void
+mt_tunnel_refuse(struct mt_tunnel *t, const char *line)
+{
+	struct evbuffer *in = bufferevent_get_input(t->client);
+
+	mt_tunnel_connect_cancel(t);
+	/* What the client sent early goes nowhere. */
+	evbuffer_drain(in, evbuffer_get_length(in));
+	bufferevent_write(t->client, line, strlen(line));
+	t->down += strlen(line);
+	start_flushing(t);
 }
 
 static void
@@ -343,12 +358,14 @@ void
 mt_tunnel_open(struct mt_tunnel *t)
 {
 	struct timeval busy = { (time_t)t->svc->conf->timeout_busy, 0 };
+	enum mt_protocol proto = t->svc->conf->protocol;
 	char desc[256];
 
 	t->state = MT_T_OPEN;
 	mt_tls_describe(t->ssl, desc, sizeof(desc));
-	mt_log_c(&t->log, MT_LOG_INFO, "connected to %s [%s]: %s",
-	    t->svc->targets[t->target].name, t->server_addr, desc);
+	mt_log_c(&t->log, MT_LOG_INFO, "connected to %s [%s]%s%s: %s",
+	    t->svc->targets[t->target].name, t->server_addr, proto ? " with " :
+	    "", proto ? mt_starttls_command_name(proto) : "", desc);
 	bufferevent_setcb(t->server, server_read, server_write, server_event, t);
 	bufferevent_set_max_single_read(t->server, MT_TUNNEL_IO_CHUNK);
 	bufferevent_set_max_single_write(t->server, MT_TUNNEL_IO_CHUNK);
@@ -363,7 +380,14 @@ mt_tunnel_open(struct mt_tunnel *t)
 	bufferevent_set_timeouts(t->client, NULL, &busy);
 	bufferevent_enable(t->server, EV_READ | EV_WRITE);
 
-	/* What the client sent while we were connecting goes first. */
+	/* The client reads the greeting first (STARTTLS); then what it sent
+	 * while we were connecting goes to the server, over TLS. */
+	if (t->replay != NULL) {
+		bufferevent_write(t->client, t->replay, t->replay_len);
+		t->down += t->replay_len;
+		free(t->replay);
+		t->replay = NULL;
+	}
 	pump(t, t->client, t->server, &t->up);
 	if (t->client_eof)
 		forward_client_eof(t);

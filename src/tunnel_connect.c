@@ -9,10 +9,19 @@
  * server name), while network errors try the next address. When every
  * target has failed, retry = DELAY starts over until TIMEOUTconnect has
  * passed since the client arrived.
+ *
+ * With protocol = pop3|imap|smtp, the STARTTLS dialogue (tunnel_starttls.c)
+ * comes between the TCP connect and the handshake, within the same
+ * TIMEOUTconnect. A server that refuses STARTTLS, breaks the protocol or
+ * injects plaintext is treated like a refused certificate (next target);
+ * one that closes, times out or refuses the session like a network error
+ * (next address). When every server has failed, such a client gets the
+ * protocol's short error line for the last failure before it is closed.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -30,6 +39,12 @@ static struct mt_target *
 target_of(struct mt_tunnel *t)
 {
 	return &t->svc->targets[t->target];
+}
+
+struct mt_target *
+mt_tunnel_target(struct mt_tunnel *t)
+{
+	return target_of(t);
 }
 
 void
@@ -108,32 +123,23 @@ try_target(struct mt_tunnel *t)
 		t->dns_req = req;
 }
 
-static void
-connect_done(evutil_socket_t fd, short what, void *arg)
+int
+mt_tunnel_tls_begin(struct mt_tunnel *t)
 {
-	struct mt_tunnel *t = arg;
 	struct bufferevent *bev;
 	SSL *ssl;
-	int err;
 
-	event_free(t->connect_ev);
-	t->connect_ev = NULL;
-	if ((err = mt_net_connect_result(fd)) != 0) {
-		mt_log_c(&t->log, MT_LOG_WARNING, "cannot connect to %s [%s]: "
-		    "%s", target_of(t)->name, t->server_addr, strerror(err));
-		goto next;
-	}
 	if ((ssl = mt_tls_ssl_new(t->svc->tls, target_of(t)->host,
 	    target_of(t)->port)) == NULL) {
 		mt_log_c(&t->log, MT_LOG_ERR, "cannot create a TLS session");
-		goto next;
+		return -1;
 	}
-	bev = bufferevent_openssl_socket_new(t->env->base, fd, ssl,
+	bev = bufferevent_openssl_socket_new(t->env->base, t->server_fd, ssl,
 	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL) {
 		SSL_free(ssl);
 		mt_log_c(&t->log, MT_LOG_ERR, "out of memory");
-		goto next;
+		return -1;
 	}
 	t->server_fd = -1;	/* the bufferevent owns it now */
 	t->server = bev;
@@ -141,11 +147,41 @@ connect_done(evutil_socket_t fd, short what, void *arg)
 	t->state = MT_T_HANDSHAKE;
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	bufferevent_setcb(bev, NULL, NULL, mt_tunnel_handshake_event, t);
-	return;
+	return 0;
+}
 
-next:
-	close(t->server_fd);
-	t->server_fd = -1;
+static void
+connect_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct mt_tunnel *t = arg;
+	int err;
+
+	event_free(t->connect_ev);
+	t->connect_ev = NULL;
+	if ((err = mt_net_connect_result(fd)) != 0) {
+		mt_log_c(&t->log, MT_LOG_WARNING, "cannot connect to %s [%s]: "
+		    "%s", target_of(t)->name, t->server_addr, strerror(err));
+		mt_tunnel_server_failed(t, 0);
+		return;
+	}
+	if (t->svc->conf->protocol != MT_PROTO_NONE)
+		mt_tunnel_starttls_begin(t);
+	else if (mt_tunnel_tls_begin(t) == -1)
+		mt_tunnel_server_failed(t, 0);
+}
+
+void
+mt_tunnel_server_failed(struct mt_tunnel *t, int whole_target)
+{
+	mt_tunnel_starttls_cancel(t);
+	if (t->server_fd != -1) {
+		close(t->server_fd);
+		t->server_fd = -1;
+	}
+	if (whole_target) {
+		next_target(t);
+		return;
+	}
 	t->addr++;
 	try_address(t);
 }
@@ -196,6 +232,30 @@ elapsed_ms(struct mt_tunnel *t)
 	    (now.tv_nsec - t->started.tv_nsec) / 1000000;
 }
 
+/* Every target failed: say so to a client that expects a reply. */
+static void
+give_up(struct mt_tunnel *t)
+{
+	enum mt_protocol proto = t->svc->conf->protocol;
+	const char *line;
+
+	if (proto == MT_PROTO_NONE) {
+		mt_log_c(&t->log, MT_LOG_ERR, "no server reachable (%zu "
+		    "connect target%s tried); closing the client",
+		    t->svc->ntargets, t->svc->ntargets == 1 ? "" : "s");
+		mt_tunnel_free(t);
+		return;
+	}
+	/* The last failure that was more than "cannot connect" says most. */
+	line = mt_starttls_client_line(proto, t->fail != MT_STARTTLS_E_NONE ?
+	    t->fail : MT_STARTTLS_E_UNREACHABLE);
+	mt_log_c(&t->log, MT_LOG_ERR, "no usable server (%zu connect target%s "
+	    "tried); telling the client \"%.*s\" and closing",
+	    t->svc->ntargets, t->svc->ntargets == 1 ? "" : "s",
+	    (int)strlen(line) - 2, line);
+	mt_tunnel_refuse(t, line);
+}
+
 static void
 next_target(struct mt_tunnel *t)
 {
@@ -214,10 +274,7 @@ next_target(struct mt_tunnel *t)
 		mt_tunnel_set_timer(t, conf->retry_ms);
 		return;
 	}
-	mt_log_c(&t->log, MT_LOG_ERR, "no server reachable (%zu connect "
-	    "target%s tried); closing the client", t->svc->ntargets,
-	    t->svc->ntargets == 1 ? "" : "s");
-	mt_tunnel_free(t);
+	give_up(t);
 }
 
 void
@@ -229,23 +286,30 @@ mt_tunnel_handshake_event(struct bufferevent *bev, short what, void *arg)
 	int refused;
 
 	if (what & BEV_EVENT_CONNECTED) {
+		mt_tunnel_starttls_unwatch(t);
 		mt_tunnel_open(t);
 		return;
 	}
 	mt_tls_reason_bufferevent(bev, err, why, sizeof(why));
 	refused = SSL_get_verify_result(t->ssl) != X509_V_OK;
-	mt_log_c(&t->log, MT_LOG_ERR, "TLS handshake with %s [%s] failed: %s",
-	    target_of(t)->name, t->server_addr, why);
+	if (t->injection != NULL) {
+		/* Plaintext where the first TLS record belongs. */
+		mt_log_c(&t->log, MT_LOG_ERR, "STARTTLS with %s [%s] failed: "
+		    "%s", target_of(t)->name, t->server_addr, t->injection);
+		free(t->injection);
+		t->injection = NULL;
+		t->fail = MT_STARTTLS_E_INJECTION;
+		refused = 1;
+	} else {
+		mt_log_c(&t->log, MT_LOG_ERR, "TLS handshake with %s [%s] "
+		    "failed: %s", target_of(t)->name, t->server_addr, why);
+		t->fail = MT_STARTTLS_E_TLS;
+	}
 	bufferevent_free(t->server);
 	t->server = NULL;
 	t->ssl = NULL;
 	/* A refused certificate is the same on every address of a name. */
-	if (refused) {
-		next_target(t);
-		return;
-	}
-	t->addr++;
-	try_address(t);
+	mt_tunnel_server_failed(t, refused);
 }
 
 void
@@ -266,9 +330,14 @@ mt_tunnel_connect_timeout(struct mt_tunnel *t)
 		    "%llus (TIMEOUTconnect)", t->state == MT_T_CONNECTING ?
 		    "connecting to" : "TLS handshake with", target_of(t)->name,
 		    t->server_addr, secs);
+		if (t->state == MT_T_HANDSHAKE)
+			t->fail = MT_STARTTLS_E_TIMEOUT;
 		mt_tunnel_connect_cancel(t);
 		t->addr++;
 		try_address(t);
+		return;
+	case MT_T_STARTTLS:
+		mt_tunnel_starttls_timeout(t);
 		return;
 	case MT_T_RETRY_WAIT:
 		mt_tunnel_connect_first(t);
@@ -281,6 +350,7 @@ mt_tunnel_connect_timeout(struct mt_tunnel *t)
 void
 mt_tunnel_connect_cancel(struct mt_tunnel *t)
 {
+	mt_tunnel_starttls_cancel(t);
 	if (t->dns_req != NULL) {
 		evdns_getaddrinfo_cancel(t->dns_req);
 		t->dns_req = NULL;

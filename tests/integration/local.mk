@@ -25,3 +25,6 @@ EXTRA_DIST += \
 	tests/integration/mtlib/sserver.py \
 	tests/integration/mtlib/standin_daemon.py \
 	tests/integration/mtlib/tlsserver.py
+# STARTTLS: real servers, then one scripted hostile server per rule.
+INTEGRATION_TESTS += tests/integration/test_tunnel_starttls.py \
+	tests/integration/test_tunnel_starttls_hostile.py
