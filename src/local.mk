@@ -29,6 +29,6 @@ src_mailtunnel_SOURCES = src/main.c
 src_mailtunnel_LDADD = $(MT_LIBS)
 # STARTTLS: protocol options, the negotiation module and the tunnel glue.
 src_libmailtunnel_a_SOURCES += src/config_proto_types.c
-src_libmailtunnel_a_SOURCES += src/starttls.c
+src_libmailtunnel_a_SOURCES += src/starttls.c include/mailtunnel/starttls.h
 src_libmailtunnel_a_SOURCES += src/starttls_proto.c src/starttls_int.h
 src_libmailtunnel_a_SOURCES += src/tunnel_starttls.c
