@@ -421,6 +421,7 @@ validate_service(struct load *ld, size_t k)
 	    svc->tls.version_max < svc->tls.version_min)
 		service_problem(ld, svc, "sslVersionMax", "sslVersionMax is "
 		    "below sslVersionMin");
+	mt_config_check_protocol(ld->report, svc);
 	for (i = 0; i < k; i++) {
 		struct mt_service_conf *o = ld->cfg->services[i];
 

@@ -144,6 +144,12 @@ extern const struct mt_opt_type mt_type_sockopt;
 extern const struct mt_opt_type mt_type_retry;
 extern const struct mt_opt_type mt_type_failover;
 extern const struct mt_opt_type mt_type_unsupported;
+extern const struct mt_opt_type mt_type_protocol;	/* config_proto_types.c */
+extern const struct mt_opt_type mt_type_ehlo_name;
+
+/* Once a section is complete: protocol and protocolHost agree (report). */
+void mt_config_check_protocol(struct mt_config_report *report,
+    const struct mt_service_conf *svc);
 
 /* Parse "[host:]port", "[v6]:port"; 0 or -1 with *why set. */
 int mt_config_parse_hostport(const char *s, struct mt_hostport *hp,

@@ -110,6 +110,11 @@ const struct mt_option mt_options[] = {
 	    "time to flush and close after one side has finished"),
 	SERVICE("TIMEOUTbusy", 0, duration, timeout_busy, "300", 1, DAY,
 	    "close when a peer accepts none of the pending data for this long"),
+	SERVICE("protocol", 0, protocol, protocol, NULL, 0, 0,
+	    "pop3, imap or smtp: start TLS with STARTTLS after the plaintext "
+	    "greeting"),
+	SERVICE("protocolHost", 0, ehlo_name, protocol_host, NULL, 0, 0,
+	    "protocol = smtp: the EHLO name; default: this machine's name"),
 	SERVICE("socket", MT_OPT_REPEAT | MT_OPT_ACCUMULATE, sockopt, sockopts,
 	    NULL, 0, 0, "a|l|r:NAME=VALUE socket option"),
 
@@ -117,8 +122,6 @@ const struct mt_option mt_options[] = {
 	NOT_YET("exec", ANY, "running a program instead of connecting"),
 	NOT_YET("execArgs", ANY, "running a program instead of connecting"),
 	NOT_YET("pty", ANY, "running a program instead of connecting"),
-	NOT_YET("protocol", ANY, "STARTTLS negotiation"),
-	NOT_YET("protocolHost", ANY, "STARTTLS negotiation"),
 	NOT_YET("protocolAuthentication", ANY, "proxy protocols"),
 	NOT_YET("protocolDomain", ANY, "proxy protocols"),
 	NOT_YET("protocolUsername", ANY, "proxy protocols"),

@@ -59,12 +59,24 @@ src_libmailtunnel_a_SOURCES += \
 bin_PROGRAMS += src/mailtunnel
 src_mailtunnel_SOURCES = src/main.c
 src_mailtunnel_LDADD = $(MT_LIBS)
+# STARTTLS: protocol options, the negotiation module and the tunnel glue.
+src_libmailtunnel_a_SOURCES += src/config_proto_types.c
+src_libmailtunnel_a_SOURCES += src/starttls.c include/mailtunnel/starttls.h
+src_libmailtunnel_a_SOURCES += src/starttls_proto.c src/starttls_int.h
+src_libmailtunnel_a_SOURCES += src/tunnel_starttls.c
 # Public headers: listed so that they reach the tarball.
 noinst_HEADERS = \
 	include/mailtunnel/config.h \
+	include/mailtunnel/deliver.h \
 	include/mailtunnel/daemon.h \
+	include/mailtunnel/fetch_url.h \
+	include/mailtunnel/imap_parse.h \
+	include/mailtunnel/ledger.h \
 	include/mailtunnel/log.h \
 	include/mailtunnel/net.h \
+	include/mailtunnel/stream.h \
+	include/mailtunnel/pop3_parse.h \
+	include/mailtunnel/sasl.h \
 	include/mailtunnel/service.h \
 	include/mailtunnel/tls.h \
 	include/mailtunnel/tunnel.h \

@@ -80,6 +80,10 @@ sbio_ctrl(BIO *b, int cmd, long num, void *ptr)
 		return 1;
 	case BIO_CTRL_EOF:
 		return s->at_eof;
+	case BIO_C_GET_FD:
+		if (ptr != NULL)
+			*(int *)ptr = s->fd;
+		return s->fd;
 	default:
 		return 0;
 	}

@@ -116,6 +116,8 @@ mt_tunnel_free(struct mt_tunnel *t)
 	evtimer_del(&t->timer);
 	evbuffer_free(t->up);
 	evbuffer_free(t->down);
+	free(t->replay);
+	free(t->injection);
 	env_unlink(t);
 	log_closed(t);
 	atomic_fetch_sub(&t->svc->active, 1);
@@ -209,6 +211,21 @@ start_flushing(struct mt_tunnel *t)
 	close_server(t);
 	t->state = MT_T_FLUSHING;
 	mt_tunnel_set_timer(t, t->svc->conf->timeout_close * 1000);
+}
+
+static void flushing(struct mt_tunnel *t);
+
+void
+mt_tunnel_refuse(struct mt_tunnel *t, const char *line)
+{
+	mt_tunnel_connect_release(t);
+	mt_tunnel_connect_cancel(t);
+	/* What the client sent early goes nowhere. */
+	evbuffer_drain(t->up, evbuffer_get_length(t->up));
+	evbuffer_add(t->down, line, strlen(line));
+	t->received += strlen(line);
+	start_flushing(t);
+	flushing(t);
 }
 
 static void
@@ -435,14 +452,23 @@ timer_fired(evutil_socket_t fd, short what, void *arg)
 void
 mt_tunnel_open(struct mt_tunnel *t)
 {
+	enum mt_protocol proto = t->svc->conf->protocol;
 	char desc[256];
 
 	mt_tunnel_connect_cancel(t);	/* frees the address list */
 	mt_tunnel_connect_release(t);
 	t->state = MT_T_OPEN;
 	mt_tls_describe(t->server.ssl, desc, sizeof(desc));
-	mt_log_c(&t->log, MT_LOG_INFO, "connected to %s [%s]: %s",
-	    t->svc->targets[t->target].name, t->server_addr, desc);
+	mt_log_c(&t->log, MT_LOG_INFO, "connected to %s [%s]%s%s: %s",
+	    t->svc->targets[t->target].name, t->server_addr, proto ? " with " :
+	    "", proto ? mt_starttls_command_name(proto) : "", desc);
+	/* STARTTLS: the client reads the server's greeting first. */
+	if (t->replay != NULL) {
+		evbuffer_add(t->down, t->replay, t->replay_len);
+		t->received += t->replay_len;
+		free(t->replay);
+		t->replay = NULL;
+	}
 	t->last_active = mt_tunnel_now(t);
 	t->timer_due = MT_TUNNEL_NEVER;
 	if (t->draining)

@@ -9,6 +9,14 @@
  * server name), while network errors try the next address. When every
  * target has failed, retry = DELAY starts over until TIMEOUTconnect has
  * passed since the client arrived.
+ *
+ * With protocol = pop3|imap|smtp, the STARTTLS dialogue (tunnel_starttls.c)
+ * comes between the TCP connect and the handshake, within the same
+ * TIMEOUTconnect. A server that refuses STARTTLS, breaks the protocol or
+ * injects plaintext is treated like a refused certificate (next target);
+ * one that closes, times out or refuses the session like a network error
+ * (next address). When every server has failed, such a client gets the
+ * protocol's short error line for the last failure before it is closed.
  */
 #include "config.h"
 
@@ -31,6 +39,12 @@ static struct mt_target *
 target_of(struct mt_tunnel *t)
 {
 	return &t->svc->targets[t->target];
+}
+
+struct mt_target *
+mt_tunnel_target(struct mt_tunnel *t)
+{
+	return target_of(t);
 }
 
 /* Start connecting now, or wait in line for a slot. */
@@ -184,6 +198,7 @@ try_target(struct mt_tunnel *t)
 static void
 close_server(struct mt_tunnel *t)
 {
+	mt_tunnel_starttls_cancel(t);
 	if (t->server_open)
 		mt_stream_close(&t->server);
 	t->server_open = 0;
@@ -242,6 +257,30 @@ elapsed_ms(struct mt_tunnel *t)
 	    (now.tv_nsec - t->started.tv_nsec) / 1000000;
 }
 
+/* Every target failed: say so to a client that expects a reply. */
+static void
+give_up(struct mt_tunnel *t)
+{
+	enum mt_protocol proto = t->svc->conf->protocol;
+	const char *line;
+
+	if (proto == MT_PROTO_NONE) {
+		mt_log_c(&t->log, MT_LOG_ERR, "no server reachable (%zu "
+		    "connect target%s tried); closing the client",
+		    t->svc->ntargets, t->svc->ntargets == 1 ? "" : "s");
+		mt_tunnel_free(t);
+		return;
+	}
+	/* The last failure that was more than "cannot connect" says most. */
+	line = mt_starttls_client_line(proto, t->fail != MT_STARTTLS_E_NONE ?
+	    t->fail : MT_STARTTLS_E_UNREACHABLE);
+	mt_log_c(&t->log, MT_LOG_ERR, "no usable server (%zu connect target%s "
+	    "tried); telling the client \"%.*s\" and closing",
+	    t->svc->ntargets, t->svc->ntargets == 1 ? "" : "s",
+	    (int)strlen(line) - 2, line);
+	mt_tunnel_refuse(t, line);
+}
+
 static void
 next_target(struct mt_tunnel *t)
 {
@@ -261,27 +300,24 @@ next_target(struct mt_tunnel *t)
 		mt_tunnel_set_timer(t, conf->retry_ms);
 		return;
 	}
-	mt_log_c(&t->log, MT_LOG_ERR, "no server reachable (%zu connect "
-	    "target%s tried); closing the client", t->svc->ntargets,
-	    t->svc->ntargets == 1 ? "" : "s");
-	mt_tunnel_free(t);
+	give_up(t);
 }
 
-/* TCP is up: put TLS on the socket and start the handshake. */
-static void
-connected(struct mt_tunnel *t)
+void
+mt_tunnel_server_failed(struct mt_tunnel *t, int whole_target)
 {
-	int err = mt_net_connect_result(t->server.fd);
-	SSL *ssl;
-
-	if (err != 0) {
-		mt_log_c(&t->log, MT_LOG_WARNING, "cannot connect to %s [%s]: "
-		    "%s", target_of(t)->name, t->server_addr, strerror(err));
+	if (whole_target)
+		next_target(t);
+	else
 		next_address(t);
-		return;
-	}
-	ssl = mt_tls_ssl_new(t->svc->tls, target_of(t)->host,
+}
+
+void
+mt_tunnel_tls_begin(struct mt_tunnel *t)
+{
+	SSL *ssl = mt_tls_ssl_new(t->svc->tls, target_of(t)->host,
 	    target_of(t)->port);
+
 	if (ssl == NULL || mt_stream_set_ssl(&t->server, ssl) == -1) {
 		SSL_free(ssl);
 		mt_log_c(&t->log, MT_LOG_ERR, "cannot create a TLS session");
@@ -289,7 +325,27 @@ connected(struct mt_tunnel *t)
 		return;
 	}
 	t->state = MT_T_HANDSHAKE;
+	if (t->svc->conf->protocol != MT_PROTO_NONE)
+		mt_tunnel_starttls_watch(t);
 	mt_tunnel_connect_step(t);
+}
+
+/* TCP is up: the STARTTLS dialogue, or TLS right away. */
+static void
+connected(struct mt_tunnel *t)
+{
+	int err = mt_net_connect_result(t->server.fd);
+
+	if (err != 0) {
+		mt_log_c(&t->log, MT_LOG_WARNING, "cannot connect to %s [%s]: "
+		    "%s", target_of(t)->name, t->server_addr, strerror(err));
+		next_address(t);
+		return;
+	}
+	if (t->svc->conf->protocol != MT_PROTO_NONE)
+		mt_tunnel_starttls_begin(t);
+	else
+		mt_tunnel_tls_begin(t);
 }
 
 static void
@@ -300,18 +356,27 @@ handshake(struct mt_tunnel *t)
 	if (rc == 0)
 		return;
 	if (rc == 1) {
+		mt_tunnel_starttls_unwatch(t);
 		mt_tunnel_open(t);
 		return;
 	}
-	mt_log_c(&t->log, MT_LOG_ERR, "TLS handshake with %s [%s] failed: %s",
-	    target_of(t)->name, t->server_addr, mt_stream_why(&t->server));
 	/* A refused certificate is the same on every address of a name. */
 	refused = SSL_get_verify_result(t->server.ssl) != X509_V_OK;
-	if (refused) {
-		next_target(t);
-		return;
+	if (t->injection != NULL) {
+		/* Plaintext where the first TLS record belongs. */
+		mt_log_c(&t->log, MT_LOG_ERR, "STARTTLS with %s [%s] failed: "
+		    "%s", target_of(t)->name, t->server_addr, t->injection);
+		free(t->injection);
+		t->injection = NULL;
+		t->fail = MT_STARTTLS_E_INJECTION;
+		refused = 1;
+	} else {
+		mt_log_c(&t->log, MT_LOG_ERR, "TLS handshake with %s [%s] "
+		    "failed: %s", target_of(t)->name, t->server_addr,
+		    mt_stream_why(&t->server));
+		t->fail = MT_STARTTLS_E_TLS;
 	}
-	next_address(t);
+	mt_tunnel_server_failed(t, refused);
 }
 
 /* An edge on the server socket before the tunnel is open. */
@@ -322,6 +387,9 @@ mt_tunnel_connect_step(struct mt_tunnel *t)
 	case MT_T_CONNECTING:
 		if (t->server.can_write || t->server.can_read)
 			connected(t);
+		return;
+	case MT_T_STARTTLS:
+		mt_tunnel_starttls_step(t);
 		return;
 	case MT_T_HANDSHAKE:
 		if (mt_stream_readable(&t->server) ||
@@ -351,7 +419,12 @@ mt_tunnel_connect_timeout(struct mt_tunnel *t)
 		    "%llus (TIMEOUTconnect)", t->state == MT_T_CONNECTING ?
 		    "connecting to" : "TLS handshake with", target_of(t)->name,
 		    t->server_addr, secs);
+		if (t->state == MT_T_HANDSHAKE)
+			t->fail = MT_STARTTLS_E_TIMEOUT;
 		next_address(t);
+		return;
+	case MT_T_STARTTLS:
+		mt_tunnel_starttls_timeout(t);
 		return;
 	case MT_T_RETRY_WAIT:
 		mt_tunnel_connect_first(t);

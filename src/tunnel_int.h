@@ -1,7 +1,8 @@
 /*
  * tunnel_int: the connection struct, shared by tunnel.c (bridging and
- * teardown) and tunnel_connect.c (resolving, connecting, failover and the
- * TLS handshake). Nothing outside these two files sees it.
+ * teardown), tunnel_connect.c (resolving, connecting, failover and the TLS
+ * handshake) and tunnel_starttls.c (the plaintext dialogue before
+ * STARTTLS). Nothing outside these files sees it.
  */
 #ifndef MT_TUNNEL_INT_H
 #define MT_TUNNEL_INT_H
@@ -17,6 +18,7 @@
 #include "mailtunnel/log.h"
 #include "mailtunnel/net.h"
 #include "mailtunnel/service.h"
+#include "mailtunnel/starttls.h"
 #include "mailtunnel/stream.h"
 #include "mailtunnel/tunnel.h"
 
@@ -35,6 +37,7 @@ enum mt_tunnel_state {
 	MT_T_WAITING,		/* waiting for a connect slot */
 	MT_T_RESOLVING,		/* waiting for DNS */
 	MT_T_CONNECTING,	/* TCP connect in progress */
+	MT_T_STARTTLS,		/* plaintext dialogue up to STARTTLS */
 	MT_T_HANDSHAKE,		/* TLS handshake in progress */
 	MT_T_RETRY_WAIT,	/* every target failed; waiting to retry */
 	MT_T_OPEN,		/* bridging */
@@ -64,6 +67,22 @@ struct mt_tunnel {
 	struct event timer;
 	time_t timer_due;
 
+	/* protocol = ...: the dialogue before TLS (MT_T_STARTTLS only). */
+	struct mt_starttls *st;
+	struct evbuffer *prelude;	/* what the server said before TLS */
+	char *replay;			/* the client's first bytes after TLS */
+	size_t replay_len;
+	char *injection;		/* why the handshake was cut short */
+	enum mt_starttls_error fail;	/* the last failure (NONE: no server
+					   answered): the client line */
+	/* The server's TLS records while the handshake runs (STARTTLS). */
+	struct mt_tunnel_records {
+		unsigned char hdr[5];	/* the header being read */
+		unsigned have;		/* bytes of it so far */
+		size_t left;		/* bytes of the record's body to skip */
+		unsigned seen;		/* whole headers so far */
+	} records;
+
 	/* Connecting: which target, which of its addresses. */
 	struct evdns_getaddrinfo_request *dns_req;
 	struct mt_tunnel_addrs *addrs;
@@ -88,6 +107,8 @@ struct mt_tunnel {
 
 /* tunnel.c */
 void mt_tunnel_open(struct mt_tunnel *t);
+/* Before the server is up: give the client line, flush it, close. */
+void mt_tunnel_refuse(struct mt_tunnel *t, const char *line);
 void mt_tunnel_free(struct mt_tunnel *t);
 void mt_tunnel_set_timer(struct mt_tunnel *t, unsigned long long ms);
 time_t mt_tunnel_now(struct mt_tunnel *t);
@@ -100,5 +121,19 @@ void mt_tunnel_connect_first(struct mt_tunnel *t);
 void mt_tunnel_connect_step(struct mt_tunnel *t);
 void mt_tunnel_connect_timeout(struct mt_tunnel *t);
 void mt_tunnel_connect_cancel(struct mt_tunnel *t);
+struct mt_target *mt_tunnel_target(struct mt_tunnel *t);
+/* Put TLS on the server socket and start the handshake. */
+void mt_tunnel_tls_begin(struct mt_tunnel *t);
+/* This server is no use: close it, try the next address or target. */
+void mt_tunnel_server_failed(struct mt_tunnel *t, int whole_target);
+
+/* tunnel_starttls.c */
+void mt_tunnel_starttls_begin(struct mt_tunnel *t);
+void mt_tunnel_starttls_step(struct mt_tunnel *t);
+void mt_tunnel_starttls_timeout(struct mt_tunnel *t);
+void mt_tunnel_starttls_cancel(struct mt_tunnel *t);
+/* After TLS is on the socket: report plaintext where TLS should be. */
+void mt_tunnel_starttls_watch(struct mt_tunnel *t);
+void mt_tunnel_starttls_unwatch(struct mt_tunnel *t);
 
 #endif

@@ -77,6 +77,17 @@ enum mt_service_kind {
 	MT_SERVICE_TUNNEL = 0,
 };
 
+/* protocol = ...: the plaintext opening before TLS (STARTTLS). */
+enum mt_protocol {
+	MT_PROTO_NONE = 0,		/* TLS from the first byte */
+	MT_PROTO_POP3,			/* STLS */
+	MT_PROTO_IMAP,			/* STARTTLS */
+	MT_PROTO_SMTP,			/* EHLO, STARTTLS */
+};
+
+/* Longest EHLO name (protocolHost), without the NUL. */
+#define MT_CONFIG_EHLO_MAX 255
+
 /* Bit set of option-table rows (see config_options.c); sized with room. */
 #define MT_CONFIG_MAX_OPTIONS 128
 struct mt_optset {
@@ -103,6 +114,8 @@ struct mt_service_conf {
 	size_t nsockopts;
 	unsigned long long retry_ms;	/* 0: no retry */
 	int failover_rr;		/* failover = rr (else prio) */
+	enum mt_protocol protocol;	/* STARTTLS dialogue, or none */
+	char *protocol_host;		/* EHLO name; NULL: the default */
 
 	struct mt_optset set;		/* set in this section */
 	struct mt_optset inherited;	/* taken from the global section */
@@ -170,6 +183,13 @@ void mt_config_report_free(struct mt_config_report *report);
 
 /* Print the effective configuration (defaults included) in config syntax. */
 void mt_config_dump(const struct mt_config *cfg, FILE *out);
+
+/*
+ * Whether s may be sent as an SMTP EHLO name: a host name (letters, digits,
+ * hyphens, dots; one label is enough) or an address literal such as
+ * "[192.0.2.1]" or "[IPv6:2001:db8::1]", at most MT_CONFIG_EHLO_MAX bytes.
+ */
+int mt_config_ehlo_name_valid(const char *s);
 
 /* Whether global option NAME was written in the file (even empty). */
 int mt_config_global_is_set(const struct mt_config *cfg, const char *name);

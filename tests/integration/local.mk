@@ -34,3 +34,6 @@ EXTRA_DIST += \
 INTEGRATION_TESTS += tests/integration/test_privileges.py
 # Builds, installs and purges the Debian package (root; about 25 s).
 INTEGRATION_TESTS += tests/integration/test_package.py
+# STARTTLS: real servers, then one scripted hostile server per rule.
+INTEGRATION_TESTS += tests/integration/test_tunnel_starttls.py \
+	tests/integration/test_tunnel_starttls_hostile.py

@@ -74,3 +74,11 @@ tests_unit_test_deliver_mbox_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_deliver_crash_SOURCES = tests/unit/test_deliver_crash.c
 tests_unit_test_deliver_crash_LDADD = $(MT_LIBS)
 endif
+# STARTTLS state machines.
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_starttls
+TESTS += tests/unit/test_starttls
+tests_unit_test_starttls_SOURCES = tests/unit/test_starttls.c
+tests_unit_test_starttls_LDADD = $(UNIT_LDADD)
+tests_unit_test_starttls_CFLAGS = $(UNIT_CFLAGS)
+endif

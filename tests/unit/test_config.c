@@ -313,7 +313,37 @@ static const struct bad_case bad_cases[] = {
 	  "yet by mailtunnel (running a program instead of connecting)" },
 	{ "OCSPaia = yes\n", "error: OCSPaia: this stunnel option is not "
 	  "supported yet by mailtunnel (OCSP checking)" },
-	{ "[a]\nprotocol = pop3\n", "not supported yet" },
+	{ "[a]\nprotocol = nntp\n",
+	  "test.conf:2: error: [a] protocol: 'nntp' is a stunnel protocol that "
+	  "mailtunnel does not support yet (it speaks pop3, imap and smtp)" },
+	{ "[a]\nprotocol = pop4\n",
+	  "test.conf:2: error: [a] protocol: expected pop3, imap or smtp, not "
+	  "'pop4'" },
+	{ "[a]\nprotocolHost = bad name\n",
+	  "test.conf:2: error: [a] protocolHost: expected a host name such as "
+	  "relay.example.org or an address literal such as [192.0.2.1], not "
+	  "'bad name'" },
+	{ "[a]\nprotocolHost = -relay.example\n", "not '-relay.example'" },
+	{ "[a]\nprotocolHost = relay-.example\n", "not 'relay-.example'" },
+	{ "[a]\nprotocolHost = relay..example\n", "not 'relay..example'" },
+	{ "[a]\nprotocolHost = relay.example.\n", "not 'relay.example.'" },
+	{ "[a]\nprotocolHost = [300.1.1.1]\n", "not '[300.1.1.1]'" },
+	{ "[a]\nprotocolHost = [IPv6:1.2.3.4]\n", "not '[IPv6:1.2.3.4]'" },
+	{ "[a]\nprotocolHost = [::1]\n", "not '[::1]'" },
+	{ "[a]\nprotocolHost = relay_1.example\n", "not 'relay_1.example'" },
+	{ "[a]\nprotocolHost = "
+	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.x\n",
+	  "protocolHost: expected a host name" },
+	{ "client = yes\nconnect = h:1\n[a]\naccept = 1.2.3.4:1\n"
+	  "protocol = pop3\nprotocolHost = relay.example\n",
+	  "test.conf:6: error: [a] protocolHost is only used with protocol = "
+	  "smtp (as the EHLO name), and this service has protocol = pop3; set "
+	  "'protocol = smtp' or remove protocolHost" },
+	{ "client = yes\nconnect = h:1\n[a]\naccept = 1.2.3.4:1\n"
+	  "protocolHost = relay.example\n",
+	  "test.conf:5: error: [a] protocolHost is only used with protocol = "
+	  "smtp (as the EHLO name), and this service has no protocol; set "
+	  "'protocol = smtp' or remove protocolHost" },
 	{ "[a]\nclient = no\n",
 	  "test.conf:2: error: [a] client: server mode (client = no) is not "
 	  "supported yet" },
@@ -526,6 +556,79 @@ test_include(void **state)
 	    "cannot open: No such file or directory");
 }
 
+/* stunnel's protocols other than pop3, imap and smtp are refused by name. */
+static void
+test_protocol_stunnel_names(void **state)
+{
+	static const char *const names[] = { "cifs", "capwin", "capwinctrl",
+	    "connect", "ldap", "nntp", "pgsql", "proxy", "socks", "NNTP" };
+	char text[128], want[128];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(text, sizeof(text), "[a]\nprotocol = %s\n", names[i]);
+		assert_null(load(text));
+		snprintf(want, sizeof(want), "[a] protocol: '%s' is a stunnel "
+		    "protocol that mailtunnel does not support yet", i < 9 ?
+		    names[i] : "nntp");
+		assert_problem(want);
+	}
+}
+
+static void
+test_protocol(void **state)
+{
+	struct mt_config *cfg;
+
+	(void)state;
+	cfg = load("client = yes\nconnect = h:25\n"
+	    "protocolHost = relay.example\n"
+	    "[pop]\naccept = 1.2.3.4:1\nprotocol = POP3\n"
+	    "[imap]\naccept = 1.2.3.4:2\nprotocol = Imap\n"
+	    "[smtp]\naccept = 1.2.3.4:3\nprotocol = smtp\n"
+	    "[own]\naccept = 1.2.3.4:4\nprotocol = smtp\n"
+	    "protocolHost = [IPv6:2001:db8::1]\n"
+	    "[lit]\naccept = 1.2.3.4:5\nprotocol = smtp\n"
+	    "protocolHost = [192.0.2.1]\n"
+	    "[local]\naccept = 1.2.3.4:6\nprotocol = smtp\n"
+	    "protocolHost = localhost\n");
+	assert_non_null(cfg);
+	assert_int_equal(report.errors, 0);
+	assert_int_equal(cfg->services[0]->protocol, MT_PROTO_POP3);
+	assert_int_equal(cfg->services[1]->protocol, MT_PROTO_IMAP);
+	assert_int_equal(cfg->services[2]->protocol, MT_PROTO_SMTP);
+	/* Inherited protocolHost: used by smtp, ignored by pop3 and imap. */
+	assert_string_equal(cfg->services[2]->protocol_host, "relay.example");
+	assert_string_equal(cfg->services[0]->protocol_host, "relay.example");
+	assert_string_equal(cfg->services[3]->protocol_host,
+	    "[IPv6:2001:db8::1]");
+	assert_string_equal(cfg->services[4]->protocol_host, "[192.0.2.1]");
+	assert_string_equal(cfg->services[5]->protocol_host, "localhost");
+	mt_config_free(cfg);
+
+	/* An empty value returns to no protocol, whatever was inherited. */
+	cfg = load("client = yes\nconnect = h:143\nprotocol = imap\n"
+	    "[a]\naccept = 1.2.3.4:1\nprotocol =\n[b]\naccept = 1.2.3.4:2\n");
+	assert_non_null(cfg);
+	assert_int_equal(cfg->services[0]->protocol, MT_PROTO_NONE);
+	assert_int_equal(cfg->services[1]->protocol, MT_PROTO_IMAP);
+	mt_config_free(cfg);
+
+	cfg = load("client = yes\n[a]\naccept = 1.2.3.4:1\n"
+	    "connect = h:995\nconnect = h:110\nprotocol = pop3\n"
+	    "[b]\naccept = 1.2.3.4:2\nconnect = h:smtps\nprotocol = smtp\n"
+	    "[c]\naccept = 1.2.3.4:3\nconnect = h:993\n");
+	assert_non_null(cfg);
+	assert_problem("test.conf:6: warning: [a] protocol = pop3, but connect "
+	    "port 995 usually speaks TLS from the first byte, without "
+	    "STARTTLS; remove 'protocol' for such ports");
+	assert_problem("test.conf:10: warning: [b] protocol = smtp, but connect "
+	    "port smtps usually");
+	assert_null(strstr(problems, "[c]"));
+	mt_config_free(cfg);
+}
+
 static void
 test_dump_round_trip(void **state)
 {
@@ -539,7 +642,8 @@ test_dump_round_trip(void **state)
 	    "checkHost = mail.example\ncheckIP = 10.0.0.1\n"
 	    "options = NO_TICKET\noptions = -NO_COMPRESSION\n"
 	    "socket = r:SO_LINGER=1:30\nsocket = a:SO_BINDTODEVICE=lo\n"
-	    "TIMEOUTidle = 2h\nretry = 500\nsslVersionMax = TLSv1.2\n");
+	    "TIMEOUTidle = 2h\nretry = 500\nsslVersionMax = TLSv1.2\n"
+	    "protocol = SMTP\nprotocolHost = relay.example\n");
 	assert_non_null(cfg);
 	f = fmemopen(first, sizeof(first), "w");
 	mt_config_dump(cfg, f);
@@ -550,6 +654,8 @@ test_dump_round_trip(void **state)
 	assert_non_null(strstr(first, "socket = r:SO_LINGER=1:30\n"));
 	assert_non_null(strstr(first, "TIMEOUTidle = 2h\n"));
 	assert_non_null(strstr(first, "debug = info\n"));
+	assert_non_null(strstr(first, "protocol = smtp\n"));
+	assert_non_null(strstr(first, "protocolHost = relay.example\n"));
 
 	cfg = load(first);
 	assert_non_null(cfg);
@@ -586,6 +692,8 @@ main(void)
 		cmocka_unit_test(test_versions),
 		cmocka_unit_test(test_no_services),
 		cmocka_unit_test(test_include),
+		cmocka_unit_test(test_protocol_stunnel_names),
+		cmocka_unit_test(test_protocol),
 		cmocka_unit_test(test_dump_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
