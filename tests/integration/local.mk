@@ -5,7 +5,8 @@ INTEGRATION_TESTS += tests/integration/test_fixtures.py \
 	tests/integration/test_tunnel_stream.py \
 	tests/integration/test_tunnel_failover.py \
 	tests/integration/test_daemon_lifecycle.py \
-	tests/integration/test_user_configs.py
+	tests/integration/test_user_configs.py \
+	tests/integration/test_tunnel_limits.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS)
 # The fixture library the tests import, its documentation and the helper
