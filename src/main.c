@@ -115,7 +115,8 @@ main(int argc, char **argv)
 	};
 	struct mt_daemon_args args = { MT_CONFIG_DEFAULT_PATH, 0 };
 	const char *config = NULL;
-	int c, check = 0, verbose = 0;
+	char *absolute = NULL;
+	int c, rc, check = 0, verbose = 0;
 
 	while ((c = getopt_long(argc, argv, "c:ftvhV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -141,5 +142,10 @@ main(int argc, char **argv)
 		args.config_path = config;
 	if (check)
 		return check_config(args.config_path, verbose);
-	return mt_daemon_run(&args);
+	/* The daemon changes to / and rereads the file on SIGHUP. */
+	if ((absolute = realpath(args.config_path, NULL)) != NULL)
+		args.config_path = absolute;
+	rc = mt_daemon_run(&args);
+	free(absolute);
+	return rc;
 }
