@@ -82,3 +82,6 @@ noinst_HEADERS = \
 	include/mailtunnel/tunnel.h \
 	include/mailtunnel/util.h \
 	include/mailtunnel/worker.h
+# Private headers of the fetch delivery and ledger modules.
+src_libmailtunnel_a_SOURCES += src/fetch/deliver_priv.h \
+	src/fetch/deliver_mbox.h src/fetch/ledger_priv.h
