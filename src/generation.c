@@ -168,7 +168,8 @@ mt_generation_build(struct mt_config *cfg, const struct mt_generation *prev,
 	if (report->errors > 0)
 		goto fail;
 	for (i = 0; i < gen->nservices; i++)
-		if (gen_listen(gen, gen->services[i], prev, report) == -1) {
+		if (gen->services[i]->conf->kind == MT_SERVICE_TUNNEL &&
+		    gen_listen(gen, gen->services[i], prev, report) == -1) {
 			*bind_failed = 1;
 			goto fail;
 		}

@@ -12,6 +12,8 @@ src_libmailtunnel_a_SOURCES = \
 	src/config_types.c \
 	src/config_net_types.c \
 	src/config_tls_types.c \
+	src/config_fetch_types.c \
+	src/config_validate.c \
 	src/net.c \
 	src/stream.c \
 	src/service.c \
@@ -21,6 +23,7 @@ src_libmailtunnel_a_SOURCES = \
 	src/worker.c \
 	src/generation.c \
 	src/daemon.c \
+	src/check.c \
 	src/daemon_int.h
 src_libmailtunnel_a_SOURCES += src/tls.c src/tls_files.c src/tls_conn.c src/tls_verify.c \
 	src/tls_session.c src/tls_reason.c src/tls_phrase.c src/tls_int.h
@@ -66,6 +69,7 @@ src_libmailtunnel_a_SOURCES += src/starttls_proto.c src/starttls_int.h
 src_libmailtunnel_a_SOURCES += src/tunnel_starttls.c
 # Public headers: listed so that they reach the tarball.
 noinst_HEADERS = \
+	include/mailtunnel/check.h \
 	include/mailtunnel/config.h \
 	include/mailtunnel/deliver.h \
 	include/mailtunnel/daemon.h \
