@@ -48,7 +48,7 @@ src_libmailtunnel_a_SOURCES += \
 	src/fetch/ledger_file.c \
 	src/fetch/ledger_load.c \
 	src/fetch/ledger_snap.c
-EXTRA_DIST += doc/exactly-once.md
+
 # fetch: delivery targets
 src_libmailtunnel_a_SOURCES += \
 	src/fetch/deliver.c \
