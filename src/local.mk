@@ -89,3 +89,7 @@ noinst_HEADERS = \
 # Private headers of the fetch delivery and ledger modules.
 src_libmailtunnel_a_SOURCES += src/fetch/deliver_priv.h \
 	src/fetch/deliver_mbox.h src/fetch/ledger_priv.h
+# fetch: command, SMTP and LMTP delivery targets
+src_libmailtunnel_a_SOURCES += src/fetch/deliver_envelope.c
+src_libmailtunnel_a_SOURCES += src/fetch/deliver_mda.c src/fetch/deliver_mda_run.c
+src_libmailtunnel_a_SOURCES += src/fetch/deliver_mda.h

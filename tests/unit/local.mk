@@ -82,3 +82,11 @@ tests_unit_test_starttls_SOURCES = tests/unit/test_starttls.c
 tests_unit_test_starttls_LDADD = $(UNIT_LDADD)
 tests_unit_test_starttls_CFLAGS = $(UNIT_CFLAGS)
 endif
+# fetch: command, SMTP and LMTP delivery targets
+if HAVE_CMOCKA
+UNIT_TESTS += tests/unit/test_deliver_mda
+tests_unit_test_deliver_mda_SOURCES = tests/unit/test_deliver_mda.c \
+	tests/unit/test_deliver_util.h
+tests_unit_test_deliver_mda_LDADD = $(UNIT_LDADD)
+tests_unit_test_deliver_mda_CFLAGS = $(UNIT_CFLAGS)
+endif
