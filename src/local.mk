@@ -93,3 +93,7 @@ src_libmailtunnel_a_SOURCES += src/fetch/deliver_priv.h \
 src_libmailtunnel_a_SOURCES += src/fetch/deliver_envelope.c
 src_libmailtunnel_a_SOURCES += src/fetch/deliver_mda.c src/fetch/deliver_mda_run.c
 src_libmailtunnel_a_SOURCES += src/fetch/deliver_mda.h
+src_libmailtunnel_a_SOURCES += src/fetch/deliver_smtp.c src/fetch/deliver_smtp_conn.c
+src_libmailtunnel_a_SOURCES += src/fetch/deliver_smtp_proto.c src/fetch/deliver_smtp_parse.c
+src_libmailtunnel_a_SOURCES += src/fetch/deliver_smtp.h
+EXTRA_DIST += doc/delivery-targets.md
