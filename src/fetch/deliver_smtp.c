@@ -459,6 +459,10 @@ rm_commit(struct mt_deliver_msg *m)
 	struct rm_msg *rm = m->priv;
 	struct rm_target *rt = m->t->priv;
 
+	/* A close seen but not yet handled: do not send the dot into it. */
+	if (rm != NULL && !rm->broken && rt->c.up &&
+	    (rt->c.s.at_eof || rt->c.s.rdhup))
+		rm->broken = 1;
 	if (rm == NULL || rm->broken || !rm->queued || rt->head != rm ||
 	    rt->c.state != RS_PREPARED) {
 		rm_remember(rt, m->token, RO_NOT_SENT);

@@ -80,9 +80,9 @@ struct rm_reply {
 enum { RM_REPLY_BAD = -1, RM_REPLY_MORE = 0, RM_REPLY_DONE = 1 };
 /*
  * One reply from the start of buf: DONE with *used its length, MORE when
- * it is not complete yet (nothing used), BAD with err saying why (not three
- * digits, codes that differ between lines, a line over RM_LINE_CAP, more
- * than RM_REPLY_CAP bytes).
+ * it is not complete yet (nothing used), BAD with err saying why, as the
+ * object of "SERVER sent ...": not three digits, codes that differ between
+ * lines, a line over RM_LINE_CAP, more than RM_REPLY_CAP bytes.
  */
 int rm_reply_parse(const char *buf, size_t len, struct rm_reply *r,
     size_t *used, char *err, size_t errsz);

@@ -386,7 +386,7 @@ parse_replies(struct rm_target *rt)
 		if (rc == RM_REPLY_MORE)
 			return 0;
 		if (rc == RM_REPLY_BAD) {
-			rm_conn_fail(rt, -1, 0, "%s sent a %s", rt->spec.where,
+			rm_conn_fail(rt, -1, 0, "%s sent %s", rt->spec.where,
 			    err);
 			return -1;
 		}
@@ -466,6 +466,11 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 		mt_format_duration(ms / 1000, dur, sizeof(dur));
 	else
 		snprintf(dur, sizeof(dur), "%u ms", ms);
-	rm_conn_fail(rt, -1, 0, "%s: no answer within %s while mailtunnel "
-	    "waited for %s", rt->spec.where, dur, rm_proto_waiting_for(rt));
+	if (rt->c.state == RS_BODY)
+		rm_conn_fail(rt, -1, 0, "%s took no data for %s in the middle "
+		    "of the message", rt->spec.where, dur);
+	else
+		rm_conn_fail(rt, -1, 0, "%s: no answer within %s while "
+		    "mailtunnel waited for %s", rt->spec.where, dur,
+		    rm_proto_waiting_for(rt));
 }

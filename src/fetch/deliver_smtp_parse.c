@@ -201,13 +201,13 @@ reply_line(const char *p, size_t n, struct rm_reply *r, int *last,
 		char shown[64];
 
 		printable_text(shown, p, n < 40 ? n : 40);
-		snprintf(err, errsz, "malformed reply \"%s\"", shown);
+		snprintf(err, errsz, "a malformed reply \"%s\"", shown);
 		return -1;
 	}
 	code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
 	if (r->lines > 0 && code != r->code) {
-		snprintf(err, errsz, "reply lines with different codes (%d, %d)",
-		    r->code, code);
+		snprintf(err, errsz, "a reply whose lines have different codes "
+		    "(%d, %d)", r->code, code);
 		return -1;
 	}
 	if (r->lines == 0)
@@ -234,7 +234,7 @@ rm_reply_parse(const char *buf, size_t len, struct rm_reply *r,
 		nl = memchr(buf + off, '\n', len - off);
 		n = nl ? (size_t)(nl - buf) - off : len - off;
 		if (n > RM_LINE_CAP) {
-			snprintf(err, errsz, "reply line longer than %d bytes",
+			snprintf(err, errsz, "a reply line longer than %d bytes",
 			    RM_LINE_CAP);
 			return RM_REPLY_BAD;
 		}
@@ -245,7 +245,7 @@ rm_reply_parse(const char *buf, size_t len, struct rm_reply *r,
 			return RM_REPLY_BAD;
 		off += n + 1;
 		if (off > RM_REPLY_CAP) {
-			snprintf(err, errsz, "reply longer than %d bytes",
+			snprintf(err, errsz, "a reply longer than %d bytes",
 			    RM_REPLY_CAP);
 			return RM_REPLY_BAD;
 		}

@@ -18,7 +18,7 @@
  *                  262144), resume on drain at a quarter of it
  *   -a             abort each message after end (no commit), then recover
  *   -R             after a failed commit, ask recover (as a fetcher must)
- *   -p MS          pause this long between end and commit
+ *   -p MS          let the loop run this long between end and commit
  *   -x TOKEN       only recover TOKEN for key "k" and exit
  * The message key is "m<N>" for the N-th file (from 1). Exit status: 0 all
  * committed, 1 some did not, 2 usage.
@@ -84,6 +84,16 @@ on_commit(void *arg, enum mt_deliver_status st, const char *token,
 }
 
 static void
+commit_later(evutil_socket_t fd, short what, void *arg)
+{
+	struct run *r = arg;
+
+	(void)fd;
+	(void)what;
+	mt_deliver_commit(r->m, on_commit, r);
+}
+
+static void
 on_end(void *arg, enum mt_deliver_status st, const char *token,
     const char *reason)
 {
@@ -105,8 +115,13 @@ on_end(void *arg, enum mt_deliver_status st, const char *token,
 		mt_deliver_recover(r->t, r->key, r->token, on_verdict, r);
 		return;
 	}
-	if (r->pause_ms > 0)
-		usleep(r->pause_ms * 1000);
+	if (r->pause_ms > 0) {
+		struct timeval tv = { r->pause_ms / 1000,
+		    (r->pause_ms % 1000) * 1000 };
+
+		event_base_once(r->base, -1, EV_TIMEOUT, commit_later, r, &tv);
+		return;
+	}
 	mt_deliver_commit(r->m, on_commit, r);
 }
 
