@@ -158,7 +158,9 @@ dl_hdr_field(const char *hdr, size_t len, const char *name, char *out,
 		if (v == eol || hdr[v] != ':')
 			continue;
 		out[0] = '\0';
-		append_value(out, outsz, &n, hdr + v + 1, eol - v - 1);
+		for (v++; v < eol && (hdr[v] == ' ' || hdr[v] == '\t'); v++)
+			;
+		append_value(out, outsz, &n, hdr + v, eol - v);
 		/* Continuation lines start with white space. */
 		while (eol < len && (hdr[eol] == ' ' || hdr[eol] == '\t')) {
 			i = eol;

@@ -90,3 +90,9 @@ tests_unit_test_deliver_mda_SOURCES = tests/unit/test_deliver_mda.c \
 tests_unit_test_deliver_mda_LDADD = $(UNIT_LDADD)
 tests_unit_test_deliver_mda_CFLAGS = $(UNIT_CFLAGS)
 endif
+if HAVE_CMOCKA
+UNIT_TESTS += tests/unit/test_deliver_smtp
+tests_unit_test_deliver_smtp_SOURCES = tests/unit/test_deliver_smtp.c
+tests_unit_test_deliver_smtp_LDADD = $(UNIT_LDADD)
+tests_unit_test_deliver_smtp_CFLAGS = $(UNIT_CFLAGS)
+endif
