@@ -48,3 +48,8 @@ fuzz-smoke:
 	@echo "fuzz-smoke: run ./configure --enable-fuzzing CC=clang first" >&2
 	@exit 1
 endif
+# smtp/lmtp delivery: replies, the DATA transform, the header block.
+FUZZ_HARNESSES += tests/fuzz/fuzz_smtp
+tests_fuzz_fuzz_smtp_SOURCES = tests/fuzz/fuzz_smtp.c
+tests_fuzz_fuzz_smtp_LDADD = $(MT_LIBS)
+tests_fuzz_fuzz_smtp_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
