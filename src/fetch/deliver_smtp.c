@@ -228,12 +228,14 @@ on_kick(evutil_socket_t fd, short what, void *arg)
 		return;
 	switch (rt->c.state) {
 	case RS_DOWN:
-		if (!rm->broken)
+		if (!rm->broken && (rm->ready || !rt->lazy))
 			rm_conn_start(rt);
 		break;
 	case RS_IDLE:
-		if (rm->ready)
+		if (rm->ready) {
+			rt->lazy = 0;
 			rm_proto_begin(rt, rm);
+		}
 		break;
 	case RS_BODY:
 		rm_proto_body(rt);

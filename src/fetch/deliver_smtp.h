@@ -173,6 +173,7 @@ struct rm_target {
 	struct mt_tls_ctx *tls;
 	struct evdns_base *dns;
 	int own_dns;
+	int lazy;			/* connect only for a ready message */
 	unsigned timeout_ms;
 	char helo[MT_CONFIG_EHLO_MAX + 1];
 	struct rm_outcome recent[RM_RECENT];

@@ -118,7 +118,10 @@ rm_conn_fail(struct rm_target *rt, int kind, int retry, const char *fmt, ...)
 	va_end(ap);
 	rm_conn_close(rt, 0);
 	if (rm == NULL || was == RS_IDLE) {
+		/* Connect again only for a message that is ready to go, so a
+		   server that keeps hanging up is not called in a loop. */
 		mt_log_c(&rt->t->log, MT_LOG_INFO, "%s", reason);
+		rt->lazy = 1;
 		if (rm != NULL)
 			rm_kick(rt);
 		return;
@@ -151,9 +154,10 @@ on_dns(int result, struct evutil_addrinfo *ai, void *arg)
 {
 	struct rm_target *rt = arg;
 
-	rt->c.dns_req = NULL;
+	/* Cancelled by rm_conn_close(): rt may be gone already. */
 	if (result == EVUTIL_EAI_CANCEL)
 		return;
+	rt->c.dns_req = NULL;
 	if (result != 0) {
 		rm_conn_fail(rt, -1, 0, "cannot resolve %s: %s", rt->spec.host,
 		    evutil_gai_strerror(result));
