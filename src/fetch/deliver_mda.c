@@ -405,12 +405,13 @@ failure(const struct mda_exit *x, unsigned timeout_ms, char *why, size_t n)
 }
 
 static void
-on_done(struct mt_deliver_msg *m, const struct mda_exit *x)
+on_done(struct mt_deliver_msg *m, const struct mda_exit *xp)
 {
 	struct mda *md = m->t->priv;
 	struct mda_msg *mm = m->priv;
 	char msg[DL_NAME_MAX + 8], run[DL_NAME_MAX + 8];
 	char why[200], first[300];
+	struct mda_exit ex = *xp, *x = &ex;	/* xp goes with the child */
 	int kind, ok = !x->lost && !x->timed_out && WIFEXITED(x->status) &&
 	    WEXITSTATUS(x->status) == 0;
 

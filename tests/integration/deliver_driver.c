@@ -9,6 +9,7 @@
  *   recover KEY delivered|not_delivered|unknown [REASON]
  *   drained KEY N        (times on_drain ran for the message)
  *   rss_kib N            (peak RSS, VmHWM, at the end)
+ *   asan 1               (built with AddressSanitizer: RSS means little)
  *
  * usage: deliver_driver [options] SPEC FILE...
  *   -r RCPT -H HEADERS -s SENDER -e EHLO -t TIMEOUT_MS -c CAFILE
@@ -221,6 +222,9 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: deliver_driver [options] SPEC FILE...\n");
 		return 2;
 	}
+	/* Line by line: a sanitizer that ends the process at exit must not
+	   take buffered lines with it. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	mt_log_set_level(getenv("MT_DEBUG") ? MT_LOG_DEBUG : MT_LOG_INFO);
 	if ((r.base = event_base_new()) == NULL ||
 	    (r.buf = malloc(r.chunk)) == NULL)
@@ -229,6 +233,8 @@ main(int argc, char **argv)
 	    sizeof(err));
 	if (r.t == NULL) {
 		printf("open failed: %s\n", err);
+		event_base_free(r.base);
+		free(r.buf);
 		return 1;
 	}
 	if (only != NULL) {
@@ -251,5 +257,12 @@ main(int argc, char **argv)
 		fclose(f);
 	}
 	printf("rss_kib %ld\n", hwm);
+#if defined(__SANITIZE_ADDRESS__)
+	printf("asan 1\n");
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+	printf("asan 1\n");
+#endif
+#endif
 	return bad;
 }

@@ -244,7 +244,10 @@ def main(t):
         expect_equal("size", len(got.data), 16 + 200000 * 100)
         rss_small = int(re.search(r"rss_kib (\d+)", out_small).group(1))
         rss_big = int(re.search(r"rss_kib (\d+)", out).group(1))
-        if rss_big - rss_small > 3072:
+        if "asan 1" in out:
+            print("# RSS not checked: AddressSanitizer's quarantine keeps "
+                  "freed memory")
+        elif rss_big - rss_small > 3072:
             fail(f"RSS grew by {rss_big - rss_small} KiB for 20 MB")
         if int(re.search(r"drained m1 (\d+)", out).group(1)) < 10:
             fail(f"the driver never had to wait: {out}")

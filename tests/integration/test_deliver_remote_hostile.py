@@ -162,7 +162,10 @@ def main(t):
         expect_line(out, rf"^end m1 tempfail {ADDR} took no data for 700 ms "
                     rf"in the middle of the message$")
         rss = int(re.search(r"rss_kib (\d+)", out).group(1))
-        if rss > 16384:
+        if "asan 1" in out:
+            print("# RSS not checked: AddressSanitizer's quarantine keeps "
+                  "freed memory")
+        elif rss > 16384:
             fail(f"the driver grew to {rss} KiB while the server stalled")
 
     with t.case("a server that interrupts DATA with an error"):
