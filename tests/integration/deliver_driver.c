@@ -21,12 +21,16 @@
  *   -R             after a failed commit, ask recover (as a fetcher must)
  *   -p MS          let the loop run this long between end and commit
  *   -x TOKEN       only recover TOKEN for key "k" and exit
+ *   -O             two small files, overlapped as a pipelining fetcher
+ *                  might: both begun and written before the first ends;
+ *                  prints "pending m2 N" (bytes held for m2) first
  * The message key is "m<N>" for the N-th file (from 1). Exit status: 0 all
  * committed, 1 some did not, 2 usage.
  */
 #include "config.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,13 +180,54 @@ deliver_file(struct run *r, const char *path, int i)
 	return r->status == MT_DELIVER_OK && !r->abort_after_end ? 0 : -1;
 }
 
+/* Begin a message and write the whole (small) file at once. */
+static struct mt_deliver_msg *
+begin_all(struct run *r, const char *path, const char *key)
+{
+	struct mt_deliver_meta meta = { 0 };
+	struct mt_deliver_msg *m;
+	ssize_t n;
+	int fd;
+
+	snprintf(r->key, sizeof(r->key), "%s", key);
+	meta.key = meta.uid = r->key;
+	if ((fd = open(path, O_RDONLY)) == -1 ||
+	    (m = mt_deliver_begin(r->t, &meta)) == NULL)
+		return NULL;
+	while ((n = read(fd, r->buf, r->chunk)) > 0)
+		mt_deliver_write(m, r->buf, (size_t)n);
+	close(fd);
+	return m;
+}
+
+static int
+overlap(struct run *r1, const char *a, const char *b)
+{
+	struct run r2 = *r1;
+
+	if ((r1->m = begin_all(r1, a, "m1")) == NULL ||
+	    (r2.m = begin_all(&r2, b, "m2")) == NULL)
+		return -1;
+	/* Let the loop run: m1 goes out, m2 must wait for the connection. */
+	event_base_loop(r1->base, EVLOOP_NONBLOCK);
+	printf("pending m2 %zu\n", mt_deliver_pending(r2.m));
+	mt_deliver_end(r1->m, on_end, r1);
+	while (!r1->done)
+		event_base_loop(r1->base, EVLOOP_ONCE);
+	mt_deliver_end(r2.m, on_end, &r2);
+	while (!r2.done)
+		event_base_loop(r2.base, EVLOOP_ONCE);
+	return r1->status == MT_DELIVER_OK && r2.status == MT_DELIVER_OK ?
+	    0 : -1;
+}
+
 static int
 options(int argc, char **argv, struct mt_deliver_opts *o, struct run *r,
-    const char **only)
+    const char **only, int *two)
 {
 	int c;
 
-	while ((c = getopt(argc, argv, "r:H:s:e:t:c:n:NS:k:w:aRp:x:")) != -1) {
+	while ((c = getopt(argc, argv, "r:H:s:e:t:c:n:NS:k:w:aRp:x:O")) != -1) {
 		switch (c) {
 		case 'r': o->recipient = optarg; break;
 		case 'H': o->recipient_header = optarg; break;
@@ -200,6 +245,7 @@ options(int argc, char **argv, struct mt_deliver_opts *o, struct run *r,
 		case 'R': r->recover_failed = 1; break;
 		case 'p': r->pause_ms = (unsigned)atoi(optarg); break;
 		case 'x': *only = optarg; break;
+		case 'O': *two = 1; break;
 		default: return -1;
 		}
 	}
@@ -212,19 +258,24 @@ main(int argc, char **argv)
 	struct mt_deliver_opts o = { 0 };
 	struct run r = { .chunk = 65536, .hiwat = 262144 };
 	const char *only = NULL;
+	int two = 0;
 	char line[128];
 	long hwm = -1;
 	FILE *f;
 	char err[512];
 	int i, bad = 0;
 
-	if (options(argc, argv, &o, &r, &only) == -1) {
+	if (options(argc, argv, &o, &r, &only, &two) == -1 ||
+	    (two && argc - optind != 3)) {
 		fprintf(stderr, "usage: deliver_driver [options] SPEC FILE...\n");
 		return 2;
 	}
 	/* Line by line: a sanitizer that ends the process at exit must not
 	   take buffered lines with it. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* As the daemon does: a server that hangs up is an error, not a
+	   signal. */
+	signal(SIGPIPE, SIG_IGN);
 	mt_log_set_level(getenv("MT_DEBUG") ? MT_LOG_DEBUG : MT_LOG_INFO);
 	if ((r.base = event_base_new()) == NULL ||
 	    (r.buf = malloc(r.chunk)) == NULL)
@@ -243,7 +294,9 @@ main(int argc, char **argv)
 			while (!r.done)
 				event_base_loop(r.base, EVLOOP_ONCE);
 	}
-	for (i = optind + 1; only == NULL && i < argc; i++)
+	if (two)
+		bad = overlap(&r, argv[optind + 1], argv[optind + 2]) == -1;
+	for (i = optind + 1; only == NULL && !two && i < argc; i++)
 		bad |= deliver_file(&r, argv[i], i - optind) == -1;
 	mt_deliver_close(r.t);
 	event_base_free(r.base);

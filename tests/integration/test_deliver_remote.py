@@ -79,6 +79,22 @@ def main(t):
                     r"not verified\)")
         expect_line(out, r"^end m1 ok smtp:127\.0\.0\.1:\d+#\d+\.1$")
 
+    with t.case("two messages overlapped: the second waits its turn"):
+        n0 = len(smtp.received())
+        code, ev, out, err = drive(t, f"smtp://127.0.0.1:{P['smtp']}",
+                                   [files["dots"], files["bare_lf"]], "-r",
+                                   "a@example.net", "-O")
+        expect_equal("exit", code, 0)
+        held = int(re.search(r"^pending m2 (\d+)$", out, re.M).group(1))
+        if held == 0:
+            fail(f"m2 was not held back:\n{out}")
+        expect_line(out, r"^commit m1 ok$")
+        expect_line(out, r"^commit m2 ok$")
+        got = smtp.wait_received(n0 + 2)[-2:]
+        expect_equal("in order", [r.data for r in got],
+                     [wire_form(AWKWARD["dots"]), wire_form(AWKWARD["bare_lf"])])
+        expect_equal("one connection", got[0].peer, got[1].peer)
+
     with t.case("the recipient option when no header has one; the null "
                 "sender without Return-Path"):
         n0 = len(smtp.received())

@@ -227,6 +227,22 @@ def main(t):
         expect_equal("exit", code, 0)
         srv.check()
 
+    with t.case("lmtp+starttls://: LHLO again once TLS is up"):
+        pki = t.pki()
+        srv = ScriptedServer(t, [
+            S.send(b"220 lmtp.test LMTP\r\n"), S.expect_line(b"LHLO relay.test"),
+            S.send(b"250-lmtp.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n"),
+            S.expect_line(b"STARTTLS"), S.send(b"220 go ahead\r\n"),
+            S.start_tls(pki.leaf("good")), S.expect_line(b"LHLO relay.test"),
+            S.send(b"250-lmtp.test\r\n250 8BITMIME\r\n")] + transaction())
+        code, out, err = drive(t, srv.port, [small], "-c", pki.ca, "-e",
+                               "relay.test", spec="lmtp+starttls")
+        expect_equal("exit", code, 0)
+        srv.check()
+        expect_equal("tls", srv.conn(0).tls, True)
+        expect_equal("data", srv.conn(0).data,
+                     b"Subject: s\r\n\r\nhello\r\n..dot\r\nEND-OF-MESSAGE\r\n")
+
     with t.case("an idle connection closed by the server: connect again"):
         def script(i):
             if i == 0:
