@@ -245,6 +245,68 @@ def main(t):
         expect_equal("data", srv.conn(0).data,
                      b"Subject: s\r\n\r\nhello\r\n..dot\r\nEND-OF-MESSAGE\r\n")
 
+    with t.case("STARTTLS required and refused"):
+        srv = ScriptedServer(t, [GREET] + ehlo(b"250-STARTTLS\r\n") +
+                             [S.expect_line(b"STARTTLS"),
+                              S.send(b"454 4.7.0 TLS not available\r\n"),
+                              S.sleep(1)])
+        code, out, err = drive(t, srv.port, [small], spec="smtp+starttls")
+        expect_line(out, rf"^end m1 tempfail {ADDR} refused STARTTLS: 454 "
+                    rf"4\.7\.0 TLS not available$")
+
+    with t.case("EHLO refused for good"):
+        srv = ScriptedServer(t, [GREET, S.expect_line(b"EHLO"),
+                                 S.send(b"550 5.7.1 not you\r\n"),
+                                 S.sleep(1)])
+        code, out, err = drive(t, srv.port, [small], "-e", "relay.test")
+        expect_line(out, rf"^end m1 fail {ADDR} refused EHLO relay\.test: 550 "
+                    rf"5\.7\.1 not you$")
+
+    with t.case("DATA refused; then RSET refused"):
+        srv = ScriptedServer(t, [GREET] + ehlo() + [
+            S.expect_line(b"MAIL FROM:"), S.send(b"250 ok\r\n"),
+            S.expect_line(b"RCPT TO:"), S.send(b"250 ok\r\n"),
+            S.expect_line(b"DATA"), S.send(b"451 4.3.0 no DATA now\r\n"),
+            S.expect_line(b"RSET"), S.send(b"421 4.3.0 going away\r\n"),
+            S.sleep(1)])
+        code, out, err = drive(t, srv.port, [small, small])
+        expect_line(out, rf"^end m1 tempfail {ADDR} refused DATA: 451 4\.3\.0 "
+                    rf"no DATA now$")
+        expect_line(out, rf"^end m2 tempfail {ADDR} refused RSET: 421 4\.3\.0 "
+                    rf"going away$")
+
+    with t.case("a name that does not resolve"):
+        r = t.run([DRIVER, "-r", "a@example.net", "-t", "2000",
+                   "smtp://no-such-host.invalid", small], check=False)
+        expect_line(r.stdout.decode(), r"^end m1 tempfail (cannot resolve "
+                    r"no-such-host\.invalid: .+|no-such-host\.invalid:25: no "
+                    r"answer within 2s while mailtunnel waited for the "
+                    r"server's address)$")
+
+    with t.case("a caller that ignores backpressure is stopped at 16 MiB"):
+        huge = t.write("huge.eml", b"Subject: huge\r\n\r\n" +
+                       (b"h" * 998 + b"\r\n") * 30000)
+        srv = ScriptedServer(t, [GREET] + ehlo() + envelope() + [S.sleep(5)])
+        code, out, err = drive(t, srv.port, [huge], "-w", "1000000000")
+        expect_line(out, r"^end m1 tempfail more than 16 MiB waiting for the "
+                    r"server: the fetcher does not wait for it to drain$")
+
+    with t.case("a server that ends an idle session: the next message "
+                "connects again"):
+        def script(i):
+            if i == 0:
+                return ([GREET] + ehlo() + envelope() +
+                        [S.call(read_data),
+                         S.send(b"250 ok\r\n421 4.4.2 idle too long\r\n"),
+                         S.close()])
+            return [GREET] + ehlo() + transaction()
+        srv = ScriptedServer(t, script)
+        code, out, err = drive(t, srv.port, [small, small])
+        expect_equal("exit", code, 0)
+        expect_line(err, rf"info: {ADDR} ended the session: 421 4\.4\.2 idle "
+                    rf"too long$")
+        expect_equal("connections", len(srv.conns), 2)
+
     with t.case("an idle connection closed by the server: connect again"):
         def script(i):
             if i == 0:

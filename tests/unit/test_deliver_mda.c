@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <cmocka.h>
 
@@ -563,6 +564,143 @@ test_spool_errors(void **state)
 	mt_deliver_close(t);
 }
 
+/* Run fn in a child (for privileges and limits); its exit code. */
+static int
+in_child(int (*fn)(void))
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(fn());
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/* Deliver 200 KiB with spool dir; 0 when the outcome is as wanted. */
+static int
+deliver_big(const char *spool, enum mt_deliver_status want,
+    const char *reason)
+{
+	static char big[200 * 1024];
+	struct mt_deliver_meta meta;
+	struct mt_deliver *t;
+	struct outcome o;
+	char err[256];
+
+	memset(big, 'a', sizeof(big));
+	opts.spool_dir = spool;
+	if (event_reinit(base) == -1 || (t = mt_deliver_open_ex("mda:cat "
+	    ">/dev/null", base, NULL, &opts, err, sizeof(err))) == NULL)
+		return 10;
+	meta_init(&meta, "big", 0);
+	memset(&o, 0, sizeof(o));
+	deliver(t, &meta, big, sizeof(big), 4096, &o);
+	mt_deliver_close(t);
+	if (o.status != want)
+		return 11;
+	if (strstr(o.reason, reason) == NULL) {
+		fprintf(stderr, "reason: %s\n", o.reason);
+		return 12;
+	}
+	return 0;
+}
+
+static int
+become_nobody(void)
+{
+	if (geteuid() == 0 && (setresgid(65534, 65534, 65534) == -1 ||
+	    setresuid(65534, 65534, 65534) == -1))
+		return -1;
+	return 0;
+}
+
+static int
+child_eacces(void)
+{
+	if (become_nobody() == -1)
+		return 20;
+	return deliver_big(tpath("locked/spool"), MT_DELIVER_FAIL,
+	    "/locked/spool: Permission denied");
+}
+
+static void
+test_spool_permission_denied(void **state)
+{
+	(void)state;
+	assert_int_equal(chmod(tmpdir, 0711), 0);
+	assert_int_equal(mkdir(tpath("locked"), 0500), 0);
+	assert_int_equal(in_child(child_eacces), 0);
+}
+
+static int
+child_efbig(void)
+{
+	struct rlimit rl = { 64 * 1024, 64 * 1024 };
+
+	signal(SIGXFSZ, SIG_IGN);
+	if (setrlimit(RLIMIT_FSIZE, &rl) == -1)
+		return 20;
+	return deliver_big(tpath("spool"), MT_DELIVER_TEMPFAIL,
+	    "/spool/big.");
+}
+
+/* A file size limit: temporary, and nothing left in the spool. */
+static void
+test_spool_too_large(void **state)
+{
+	(void)state;
+	assert_int_equal(in_child(child_efbig), 0);
+	assert_int_equal(count_dir(tpath("spool")), 0);
+}
+
+static int
+child_nproc(void)
+{
+	struct rlimit rl = { 0, 0 };
+	int rc;
+
+	if (become_nobody() == -1 || setrlimit(RLIMIT_NPROC, &rl) == -1)
+		return 20;
+	rc = deliver_big(tpath("open/spool"), MT_DELIVER_TEMPFAIL,
+	    "cannot run the command: Resource temporarily unavailable");
+	/* Never started: the copy is "not delivered", not "was running". */
+	if (rc == 0 && count_dir(tpath("open/spool")) != 1)
+		rc = 13;
+	return rc;
+}
+
+/* No process can be made: temporary, and the spool copy is intact. */
+static void
+test_cannot_run(void **state)
+{
+	(void)state;
+	assert_int_equal(chmod(tmpdir, 0711), 0);
+	assert_int_equal(mkdir(tpath("open"), 0777), 0);
+	assert_int_equal(chmod(tpath("open"), 0777), 0);
+	assert_int_equal(in_child(child_nproc), 0);
+}
+
+/* The timeout in whole seconds reads as seconds. */
+static void
+test_timeout_seconds(void **state)
+{
+	struct mt_deliver_meta meta;
+	struct mt_deliver *t;
+	struct outcome o;
+
+	(void)state;
+	opts.mda_timeout_ms = 1000;
+	t = mda("mda:exec sleep 30");
+	meta_init(&meta, "k1s", 0);
+	assert_int_equal(deliver(t, &meta, "a\r\n", 3, 0, &o),
+	    MT_DELIVER_TEMPFAIL);
+	assert_string_equal(o.reason, "the command did not finish within 1 s "
+	    "and was killed");
+	mt_deliver_close(t);
+}
+
 #ifdef MT_TEST_NO_PIDFD
 static void
 test_polled(void **state)
@@ -604,6 +742,14 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_open_errors, mda_setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_spool_errors, mda_setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_spool_permission_denied,
+		    mda_setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spool_too_large, mda_setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_cannot_run, mda_setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_timeout_seconds, mda_setup,
 		    teardown),
 #ifdef MT_TEST_NO_PIDFD
 		cmocka_unit_test(test_polled),
