@@ -14,6 +14,7 @@
 #include "mailtunnel/check.h"
 #include "mailtunnel/config.h"
 #include "mailtunnel/deliver.h"
+#include "mailtunnel/fetch_service.h"
 #include "mailtunnel/log.h"
 #include "mailtunnel/net.h"
 #include "mailtunnel/service.h"
@@ -50,13 +51,15 @@ check_fetch(const struct mt_service_conf *conf,
     struct mt_config_report *report)
 {
 	struct event_base *base = event_base_new();
+	struct mt_deliver_opts opts;
 	struct mt_deliver *target;
 	struct stat st;
 	char err[512];
 
+	mt_fetch_service_deliver_opts(conf, &opts);
 	if (base != NULL) {
-		target = mt_deliver_open(conf->deliver, base, NULL, err,
-		    sizeof(err));
+		target = mt_deliver_open_ex(conf->deliver, base, NULL, &opts,
+		    err, sizeof(err));
 		if (target == NULL)
 			fetch_problem(report, conf, "deliver", "", err);
 		mt_deliver_close(target);

@@ -87,7 +87,8 @@ const struct mt_opt_type mt_type_fetch_url = {
 /* ---- deliver = TARGET ---- */
 
 static const char *const targets[] = {
-	"maildir:", "dir:", "mbox:", "mda:", "smtp:", "lmtp:"
+	"maildir:", "dir:", "mbox:", "mda:", "smtp://", "smtps://",
+	"smtp+starttls://", "lmtp:", "lmtp+starttls://"
 };
 
 static int
@@ -102,7 +103,8 @@ deliver_parse(const struct mt_option *opt, void *obj, const char *value,
 			return set_copy(opt, obj, value, where);
 	mt_opt_error(where, opt, "'%s' is not a delivery target; write "
 	    "maildir:DIR, dir:DIR, mbox:FILE, mda:COMMAND, smtp://HOST[:PORT] "
-	    "or lmtp:SOCKET", value);
+	    "(or smtps://, smtp+starttls://), lmtp:/SOCKET or lmtp://HOST",
+	    value);
 	return -1;
 }
 

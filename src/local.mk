@@ -24,6 +24,7 @@ src_libmailtunnel_a_SOURCES = \
 	src/generation.c \
 	src/daemon.c \
 	src/check.c \
+	src/fetch_service.c \
 	src/daemon_int.h
 src_libmailtunnel_a_SOURCES += src/tls.c src/tls_files.c src/tls_conn.c src/tls_verify.c \
 	src/tls_session.c src/tls_reason.c src/tls_phrase.c src/tls_int.h
@@ -73,6 +74,7 @@ noinst_HEADERS = \
 	include/mailtunnel/config.h \
 	include/mailtunnel/deliver.h \
 	include/mailtunnel/daemon.h \
+	include/mailtunnel/fetch_service.h \
 	include/mailtunnel/fetch_url.h \
 	include/mailtunnel/imap_parse.h \
 	include/mailtunnel/ledger.h \

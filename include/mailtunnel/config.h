@@ -135,6 +135,15 @@ struct mt_service_conf {
 	unsigned long long keep;	/* delete this long after delivery */
 	unsigned long long max_size;	/* bytes; 0: any size */
 	int first_run_new;		/* firstRun = new */
+	/* Options of the delivery target (struct mt_deliver_opts). */
+	char *deliver_recipient;
+	char *deliver_recipient_header;
+	char *deliver_sender;
+	char *deliver_helo;
+	unsigned long long deliver_timeout;	/* seconds; 0: the target's */
+	char *deliver_ca_file;
+	char *deliver_check_host;
+	int deliver_starttls;		/* smtp://, lmtp://: use STARTTLS */
 
 	struct mt_optset set;		/* set in this section */
 	struct mt_optset inherited;	/* taken from the global section */

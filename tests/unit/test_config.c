@@ -745,7 +745,8 @@ static const struct bad_case fetch_bad[] = {
 	{ "[box]\nfetch = ftp://a@b\n", "test.conf:2: error: [box] fetch: " },
 	{ "[box]\ndeliver = /var/mail/x\n", "[box] deliver: '/var/mail/x' "
 	  "is not a delivery target; write maildir:DIR, dir:DIR, mbox:FILE, "
-	  "mda:COMMAND, smtp://HOST[:PORT] or lmtp:SOCKET" },
+	  "mda:COMMAND, smtp://HOST[:PORT] (or smtps://, smtp+starttls://), "
+	  "lmtp:/SOCKET or lmtp://HOST" },
 	{ "[box]\nmaxSize = big\n", "[box] maxSize: expected a size such as "
 	  "10M, 512k or a number of bytes (0: any size), not 'big'" },
 	{ "[box]\nkeep = a while\n", "[box] keep: expected forever or how "
