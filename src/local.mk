@@ -23,6 +23,7 @@ src_libmailtunnel_a_SOURCES = \
 	src/worker.c \
 	src/generation.c \
 	src/daemon.c \
+	src/privileges.c \
 	src/check.c \
 	src/fetch_service.c \
 	src/daemon_int.h
@@ -80,6 +81,7 @@ noinst_HEADERS = \
 	include/mailtunnel/ledger.h \
 	include/mailtunnel/log.h \
 	include/mailtunnel/net.h \
+	include/mailtunnel/privileges.h \
 	include/mailtunnel/stream.h \
 	include/mailtunnel/pop3_parse.h \
 	include/mailtunnel/sasl.h \
