@@ -82,3 +82,5 @@ noinst_HEADERS = \
 	include/mailtunnel/tunnel.h \
 	include/mailtunnel/util.h \
 	include/mailtunnel/worker.h
+# STARTTLS injection checks shared by the tunnel and the fetcher.
+src_libmailtunnel_a_SOURCES += src/starttls_watch.c include/mailtunnel/starttls_watch.h
