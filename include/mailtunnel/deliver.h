@@ -152,6 +152,14 @@ int mt_deliver_recover(struct mt_deliver *t, const char *key,
 int mt_deliver_discard(struct mt_deliver *t, const char *token);
 
 /*
+ * How many messages may be ended (prepared) at once before the first of
+ * them is committed: the fetcher records their intents in one ledger
+ * commit. 1 for targets that hold a resource (a lock, a transaction) from
+ * end to commit, such as mbox.
+ */
+unsigned mt_deliver_batch_max(const struct mt_deliver *t);
+
+/*
  * A key for meta: the UID (UIDL) made file-name safe and shortened, a dash,
  * and 16 hex digits of a SHA-256 over account, folder, UIDVALIDITY and UID,
  * so keys differ across accounts and folders. folder is NULL for POP3.

@@ -572,3 +572,9 @@ mt_deliver_make_key(char *buf, size_t size, const char *account,
 		snprintf(buf + n, 3, "%02x", md[i]);
 	return 0;
 }
+
+unsigned
+mt_deliver_batch_max(const struct mt_deliver *t)
+{
+	return t->ops->batch > 0 ? t->ops->batch : 1;
+}

@@ -104,6 +104,12 @@ struct dl_ops {
 	int (*recover)(struct dl_rec *r);
 	int (*discard)(struct mt_deliver *t, const char *token);
 	int lf, quote;			/* the transform this target wants */
+	/*
+	 * How many messages may wait ended (between end and commit) at once;
+	 * 0 means 1 (a target that holds a lock or a connection from end to
+	 * commit).
+	 */
+	unsigned batch;
 };
 
 struct mt_deliver {
