@@ -89,6 +89,7 @@ src_libmailtunnel_a_SOURCES += \
 	src/fetch/fetch.c \
 	src/fetch/fetch_run.c \
 	src/fetch/fetch_msg.c \
+	src/fetch/fetch_batch.c \
 	src/fetch/fetch_policy.c \
 	src/fetch/fetch_recover.c \
 	src/fetch/fetch_proto.c \

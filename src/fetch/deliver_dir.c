@@ -202,4 +202,5 @@ const struct dl_ops mt_deliver_dir_ops = {
 	.lf = 0,
 	.quote = 0,
 	.batch = 64,
+	.group = 1,
 };

@@ -295,4 +295,5 @@ const struct dl_ops mt_deliver_maildir_ops = {
 	.lf = 1,
 	.quote = 0,
 	.batch = 64,
+	.group = 1,
 };

@@ -102,6 +102,7 @@ struct ft_prep {
 	struct mt_deliver_msg *dm;
 	uint64_t fp;
 	uint64_t bytes;
+	int committed;		/* its commit said OK (group: provisional) */
 	char token[MT_DELIVER_TOKEN_MAX + 1];
 };
 
@@ -167,6 +168,10 @@ struct mt_fetch {
 	struct ft_prep batch[FT_BATCH_MAX];
 	size_t nbatch, batch_max, icommit;
 	int flushing;			/* committing the batch */
+	int intents_out;		/* intents of the batch may be durable */
+	int group_open;			/* ends go into a sync group */
+	int commit_group;		/* commits go into a sync group */
+	int no_group;			/* the target cannot group */
 	unsigned pause_mask;		/* why the connection is paused */
 	int fetched;			/* the protocol finished the fetch */
 	int stop_fetching;		/* a temporary target failure */
@@ -215,16 +220,31 @@ void ft_job_folder_reset(struct mt_fetch *j);
 int ft_range_add(struct ft_range **v, size_t *n, size_t *cap, uint32_t uid);
 
 /* ---- fetch_msg.c ---- */
+/* Why the connection is paused: any of these. */
+#define FT_P_END	0x1	/* a message is ending */
+#define FT_P_FLUSH	0x2	/* the batch is being committed */
+#define FT_P_DRAIN	0x4	/* the target has too much pending */
+void ft_job_pause_for(struct mt_fetch *j, unsigned why, int on);
+/* The ledger key of m: its UIDL, or its UID in decimal. */
+void ft_job_key(const struct mt_fetch *j, const struct ft_msg *m, char *buf,
+    size_t size);
+/* The target refused m (its end or its commit failed). */
+void ft_job_refused(struct mt_fetch *j, struct ft_msg *m,
+    enum mt_deliver_status st, const char *reason);
 /* A message starts; 0, or -1 when the job cannot take it (failed). */
 int ft_job_msg_begin(struct mt_fetch *j, struct ft_msg *m);
 /* Content; the client pauses the connection if j->conn.paused is set. */
 void ft_job_msg_data(struct mt_fetch *j, const char *p, size_t n);
 /* The message is complete (complete 1) or the server lost it (0). */
 void ft_job_msg_end(struct mt_fetch *j, int complete);
-/* The protocol has fetched everything it was asked for. */
-void ft_job_fetch_done(struct mt_fetch *j);
 /* Whether the protocol should stop asking for more messages. */
 int ft_job_stop_fetching(const struct mt_fetch *j);
+
+/* ---- fetch_batch.c ---- */
+/* Commit the batch: sync, intents, one ledger commit, commits, dones. */
+void ft_job_flush(struct mt_fetch *j);
+/* The protocol has fetched everything it was asked for. */
+void ft_job_fetch_done(struct mt_fetch *j);
 /* Abort what is in flight (job ending). */
 void ft_job_msg_abort_all(struct mt_fetch *j);
 

@@ -1,19 +1,12 @@
 /*
- * fetch_msg: one message from the wire to "done", in the order
- * doc/exactly-once.md prescribes, with intents grouped:
- *
- *   begin, write..., end     the copy is durable, not visible (a token)
- *   ... up to batch_max messages ended this way, then together:
- *   ledger intent for each, ONE ledger commit
- *   target commit, one by one  (each the commit point of its message)
- *   ledger done for each       (durable with the next commit)
- *
- * Every intent is durable before its message's commit point, which is
- * all the argument needs; grouping only shares the fsync. A commit that
- * fails is not guessed at: the target is asked (mt_deliver_recover) as
- * after a crash. While a message ends or a batch commits, the connection
- * is paused, so at most one message is being received at a time and the
- * batch is never changed while it is committed.
+ * fetch_msg: one message from the wire until it waits, ended, in the batch
+ * (fetch_batch.c commits batches). A message is received into the target
+ * (begin, write...), its header is watched for the fingerprint (IMAP), and
+ * it is ended: the copy is complete, not visible, and carries a token.
+ * While a message ends, the connection is paused, so at most one message
+ * is received at a time. With a target that syncs in groups, the ends of a
+ * batch form one group (mt_deliver_group_begin), synced when the batch is
+ * committed.
  *
  * A batch is committed when it is full, when the protocol has fetched
  * everything, or FT_BATCH_WAIT_MS after its first message (a slow server
@@ -30,17 +23,10 @@
 
 #include "fetch/fetch_int.h"
 
-/* Why the connection is paused: any of these. */
-#define P_END	0x1
-#define P_FLUSH	0x2
-#define P_DRAIN	0x4
-
-static void flush(struct mt_fetch *j);
-
-static void
-pause_for(struct mt_fetch *j, unsigned why, int on)
+void
+ft_job_pause_for(struct mt_fetch *j, unsigned why, int on)
 {
-	static const unsigned all = P_END | P_FLUSH | P_DRAIN;
+	static const unsigned all = FT_P_END | FT_P_FLUSH | FT_P_DRAIN;
 	unsigned *mask = &j->pause_mask;
 
 	*mask = on ? (*mask | why) : (*mask & ~why);
@@ -48,8 +34,8 @@ pause_for(struct mt_fetch *j, unsigned why, int on)
 		ft_conn_pause(&j->conn, (*mask & all) != 0);
 }
 
-static void
-key_of(const struct mt_fetch *j, const struct ft_msg *m, char *buf,
+void
+ft_job_key(const struct mt_fetch *j, const struct ft_msg *m, char *buf,
     size_t size)
 {
 	if (j->c.proto == MT_FETCH_POP3)
@@ -68,7 +54,7 @@ ft_job_msg_begin(struct mt_fetch *j, struct ft_msg *m)
 		return -1;
 	if (j->stop_fetching || m->state != FT_M_TODO)
 		return 1;
-	key_of(j, m, uid, sizeof(uid));
+	ft_job_key(j, m, uid, sizeof(uid));
 	if (mt_deliver_make_key(key, sizeof(key), j->account, j->folder,
 	    j->uidvalidity, uid) == -1) {
 		ft_job_fail(j, MT_FETCH_TEMPFAIL, 0, "cannot make a delivery "
@@ -95,7 +81,7 @@ ft_job_msg_begin(struct mt_fetch *j, struct ft_msg *m)
 static void
 drained(void *arg)
 {
-	pause_for(arg, P_DRAIN, 0);
+	ft_job_pause_for(arg, FT_P_DRAIN, 0);
 }
 
 void
@@ -115,7 +101,7 @@ ft_job_msg_data(struct mt_fetch *j, const char *p, size_t n)
 		return;
 	}
 	if (mt_deliver_pending(cur->dm) > FT_DELIVER_HIGH) {
-		pause_for(j, P_DRAIN, 1);
+		ft_job_pause_for(j, FT_P_DRAIN, 1);
 		mt_deliver_on_drain(cur->dm, FT_DELIVER_LOW, drained, j);
 	}
 }
@@ -134,7 +120,7 @@ batch_timer_fired(evutil_socket_t fd, short what, void *arg)
 		evtimer_add(j->batch_timer, &tv);
 		return;
 	}
-	flush(j);
+	ft_job_flush(j);
 }
 
 static void
@@ -145,7 +131,7 @@ arm_batch_timer(struct mt_fetch *j)
 	if (j->batch_timer == NULL &&
 	    (j->batch_timer = evtimer_new(j->base, batch_timer_fired, j)) ==
 	    NULL) {
-		flush(j);
+		ft_job_flush(j);
 		return;
 	}
 	if (!evtimer_pending(j->batch_timer, NULL))
@@ -153,8 +139,8 @@ arm_batch_timer(struct mt_fetch *j)
 }
 
 /* The target refused a message: count it, maybe stop. */
-static void
-refused(struct mt_fetch *j, struct ft_msg *m, enum mt_deliver_status st,
+void
+ft_job_refused(struct mt_fetch *j, struct ft_msg *m, enum mt_deliver_status st,
     const char *reason)
 {
 	m->state = FT_M_FAILED;
@@ -187,7 +173,7 @@ ended(void *arg, enum mt_deliver_status st, const char *token,
 
 	cur->ending = 0;
 	if (st != MT_DELIVER_OK) {
-		refused(j, cur->m, st, reason);
+		ft_job_refused(j, cur->m, st, reason);
 		memset(cur, 0, sizeof(*cur));
 	} else {
 		p = &j->batch[j->nbatch++];
@@ -203,15 +189,15 @@ ended(void *arg, enum mt_deliver_status st, const char *token,
 		memset(cur, 0, sizeof(*cur));
 	}
 	if (j->nbatch > 0 && (j->nbatch >= j->batch_max || j->fetched)) {
-		pause_for(j, P_END, 0);
-		flush(j);
+		ft_job_pause_for(j, FT_P_END, 0);
+		ft_job_flush(j);
 		return;
 	}
 	if (j->nbatch > 0)
 		arm_batch_timer(j);
-	pause_for(j, P_END, 0);
+	ft_job_pause_for(j, FT_P_END, 0);
 	if (j->fetched && !j->flushing)
-		flush(j);
+		ft_job_flush(j);
 }
 
 void
@@ -228,203 +214,20 @@ ft_job_msg_end(struct mt_fetch *j, int complete)
 		memset(cur, 0, sizeof(*cur));
 		return;
 	}
-	pause_for(j, P_END, 1);
-	pause_for(j, P_DRAIN, 0);
+	ft_job_pause_for(j, FT_P_END, 1);
+	ft_job_pause_for(j, FT_P_DRAIN, 0);
+	if (!j->no_group && !j->group_open) {
+		if (mt_deliver_group_begin(j->target) == 0)
+			j->group_open = 1;
+		else
+			j->no_group = 1;
+	}
 	cur->ending = 1;
 	mt_deliver_end(cur->dm, ended, j);
-}
-
-/* ---- the batch ---- */
-
-static void after_flush(struct mt_fetch *j);
-static void commit_next(struct mt_fetch *j);
-
-static void
-delivered(struct mt_fetch *j, struct ft_prep *p)
-{
-	char key[80];
-
-	key_of(j, p->m, key, sizeof(key));
-	if (mt_ledger_done(j->lf, key, 0) == -1) {
-		ft_job_fail(j, MT_FETCH_TEMPFAIL, 1, "cannot record a delivery");
-		return;
-	}
-	p->m->state = FT_M_OK;
-	j->res.delivered++;
-	j->res.bytes += p->bytes;
-	j->idone++;
-	j->consecutive_failures = 0;
-	ft_job_progress(j);
-}
-
-static void
-verdict(void *arg, enum mt_deliver_verdict v, const char *reason)
-{
-	struct mt_fetch *j = arg;
-	struct ft_prep *p = &j->batch[j->icommit];
-	char key[80], **nv;
-
-	key_of(j, p->m, key, sizeof(key));
-	if (v == MT_DELIVER_DELIVERED) {
-		delivered(j, p);
-	} else if (v == MT_DELIVER_NOT_DELIVERED) {
-		nv = realloc(j->abandoned, (j->nabandoned + 1) * sizeof(*nv));
-		if (nv != NULL)
-			j->abandoned = nv;
-		if (nv == NULL || mt_ledger_abandon(j->lf, key) == -1) {
-			ft_job_fail(j, MT_FETCH_TEMPFAIL, 0, "cannot record an "
-			    "abandoned delivery");
-			return;
-		}
-		j->abandoned[j->nabandoned++] = strdup(p->token);
-		refused(j, p->m, MT_DELIVER_TEMPFAIL, reason);
-	} else {
-		ft_job_fail(j, MT_FETCH_TEMPFAIL, 1, "cannot tell whether a "
-		    "delivery went through; trying again next time");
-		return;
-	}
-	j->icommit++;
-	commit_next(j);
-}
-
-static void
-committed(void *arg, enum mt_deliver_status st, const char *token,
-    const char *reason)
-{
-	struct mt_fetch *j = arg;
-	struct ft_prep *p = &j->batch[j->icommit];
-	char key[MT_DELIVER_KEY_MAX + 1], uid[80];
-
-	(void)token;
-	(void)reason;
-	p->dm = NULL;			/* freed when this returns */
-	if (j->ending)
-		return;
-	if (st == MT_DELIVER_OK) {
-		delivered(j, p);
-		j->icommit++;
-		commit_next(j);
-		return;
-	}
-	/* Do not guess: ask the target, as after a crash. */
-	key_of(j, p->m, uid, sizeof(uid));
-	if (mt_deliver_make_key(key, sizeof(key), j->account, j->folder,
-	    j->uidvalidity, uid) == -1 ||
-	    mt_deliver_recover(j->target, key, p->token, verdict, j) == -1)
-		ft_job_fail(j, MT_FETCH_TEMPFAIL, 1, "cannot check a failed "
-		    "delivery");
-}
-
-static void
-commit_next(struct mt_fetch *j)
-{
-	if (j->ending)
-		return;
-	if (j->icommit == j->nbatch) {
-		j->nbatch = j->icommit = 0;
-		after_flush(j);
-		return;
-	}
-	mt_deliver_commit(j->batch[j->icommit].dm, committed, j);
-}
-
-static void
-flush(struct mt_fetch *j)
-{
-	char key[80];
-	size_t i;
-
-	if (j->flushing || j->ending)
-		return;
-	if (j->batch_timer != NULL)
-		evtimer_del(j->batch_timer);
-	j->flushing = 1;
-	pause_for(j, P_FLUSH, 1);
-	for (i = 0; i < j->nbatch; i++) {
-		key_of(j, j->batch[i].m, key, sizeof(key));
-		if (mt_ledger_intent(j->lf, key, j->batch[i].token,
-		    j->batch[i].fp) == -1) {
-			ft_job_fail(j, MT_FETCH_TEMPFAIL, 1, "cannot record a "
-			    "delivery");
-			return;
-		}
-	}
-	/* One fsync for the intents of the batch (and the last dones). */
-	if (mt_ledger_commit(j->ledger) == -1) {
-		ft_job_fail(j, MT_FETCH_TEMPFAIL, 1, "cannot save the fetch "
-		    "state");
-		return;
-	}
-	j->icommit = 0;
-	commit_next(j);
-}
-
-/* Discard what was abandoned, once the abandon is durable. */
-static int
-discard_abandoned(struct mt_fetch *j)
-{
-	if (j->nabandoned == 0)
-		return 0;
-	if (mt_ledger_commit(j->ledger) == -1) {
-		ft_job_fail(j, MT_FETCH_TEMPFAIL, 1, "cannot save the fetch "
-		    "state");
-		return -1;
-	}
-	while (j->nabandoned > 0) {
-		char *t = j->abandoned[--j->nabandoned];
-
-		if (t != NULL)
-			mt_deliver_discard(j->target, t);
-		free(t);
-	}
-	return 0;
-}
-
-static void
-after_flush(struct mt_fetch *j)
-{
-	j->flushing = 0;
-	if (discard_abandoned(j) == -1)
-		return;
-	pause_for(j, P_FLUSH, 0);
-	if (j->fetched && j->cur.m == NULL) {
-		ft_job_step(j);
-		return;
-	}
-}
-
-void
-ft_job_fetch_done(struct mt_fetch *j)
-{
-	j->fetched = 1;
-	if (j->cur.m != NULL || j->flushing)
-		return;			/* ended() or after_flush() goes on */
-	if (j->nbatch > 0) {
-		flush(j);
-		return;
-	}
-	ft_job_step(j);
 }
 
 int
 ft_job_stop_fetching(const struct mt_fetch *j)
 {
 	return j->stop_fetching || j->ending;
-}
-
-void
-ft_job_msg_abort_all(struct mt_fetch *j)
-{
-	size_t i;
-
-	if (j->batch_timer != NULL)
-		evtimer_del(j->batch_timer);
-	if (j->cur.dm != NULL)
-		mt_deliver_abort(j->cur.dm);
-	memset(&j->cur, 0, sizeof(j->cur));
-	for (i = 0; i < j->nbatch; i++)
-		if (j->batch[i].dm != NULL)
-			mt_deliver_abort(j->batch[i].dm);
-	j->nbatch = j->icommit = 0;
-	j->flushing = 0;
 }

@@ -82,3 +82,13 @@ tests_unit_test_starttls_SOURCES = tests/unit/test_starttls.c
 tests_unit_test_starttls_LDADD = $(UNIT_LDADD)
 tests_unit_test_starttls_CFLAGS = $(UNIT_CFLAGS)
 endif
+# fetch: the job's pure pieces and its secrets.
+if HAVE_CMOCKA
+UNIT_TESTS += tests/unit/test_fetch tests/unit/test_fetch_cmd
+tests_unit_test_fetch_SOURCES = tests/unit/test_fetch.c
+tests_unit_test_fetch_LDADD = $(UNIT_LDADD)
+tests_unit_test_fetch_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_fetch_cmd_SOURCES = tests/unit/test_fetch_cmd.c
+tests_unit_test_fetch_cmd_LDADD = $(UNIT_LDADD)
+tests_unit_test_fetch_cmd_CFLAGS = $(UNIT_CFLAGS)
+endif
