@@ -353,20 +353,55 @@ ft_job_note(struct mt_fetch *j, enum mt_fetch_status st, const char *reason)
 	mt_strlcpy(j->res.reason, reason, sizeof(j->res.reason));
 }
 
-void
-ft_job_fail(struct mt_fetch *j, enum mt_fetch_status st, int logged,
-    const char *fmt, ...)
+static void
+record_failure(struct mt_fetch *j, enum mt_fetch_status st, int logged,
+    const char *fmt, va_list ap)
 {
 	char why[sizeof(j->res.reason)];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
 	if (!logged && !j->ending)
 		mt_log_c(&j->log, st == MT_FETCH_TEMPFAIL ? MT_LOG_WARNING :
 		    MT_LOG_ERR, "%s", why);
 	ft_job_note(j, st, why);
+}
+
+void
+ft_job_stop(struct mt_fetch *j, enum mt_fetch_status st, int logged,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	record_failure(j, st, logged, fmt, ap);
+	va_end(ap);
+	ft_job_finish(j);
+}
+
+void
+ft_job_fail(struct mt_fetch *j, enum mt_fetch_status st, int logged,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	record_failure(j, st, logged, fmt, ap);
+	va_end(ap);
+	if (j->ending || j->failing)
+		return;
+	/* Complete messages waiting in the batch are kept: commit them
+	 * first, then end (after_flush finishes the job). */
+	if (j->nbatch > 0) {
+		j->failing = 1;
+		if (j->conn_started)
+			ft_conn_pause(&j->conn, 1);
+		if (j->cur.dm != NULL)
+			mt_deliver_abort(j->cur.dm);
+		memset(&j->cur, 0, sizeof(j->cur));
+		if (!j->flushing)
+			ft_job_flush(j);
+		return;
+	}
 	ft_job_finish(j);
 }
 

@@ -40,7 +40,7 @@ delivered(struct mt_fetch *j, struct ft_prep *p)
 
 	ft_job_key(j, p->m, key, sizeof(key));
 	if (mt_ledger_done(j->lf, key, 0) == -1) {
-		ft_job_fail(j, MT_FETCH_TEMPFAIL, 1, "cannot record a delivery");
+		ft_job_stop(j, MT_FETCH_TEMPFAIL, 1, "cannot record a delivery");
 		return;
 	}
 	p->m->state = FT_M_OK;
@@ -94,14 +94,14 @@ verdict(void *arg, enum mt_deliver_verdict v, const char *reason)
 			j->abandoned = nv;
 		if (nv == NULL || mt_ledger_abandon(j->lf, key) == -1 ||
 		    (j->abandoned[j->nabandoned] = strdup(p->token)) == NULL) {
-			ft_job_fail(j, MT_FETCH_TEMPFAIL, 0, "cannot record an "
+			ft_job_stop(j, MT_FETCH_TEMPFAIL, 0, "cannot record an "
 			    "abandoned delivery");
 			return;
 		}
 		j->nabandoned++;
 		ft_job_refused(j, p->m, MT_DELIVER_TEMPFAIL, reason);
 	} else {
-		ft_job_fail(j, MT_FETCH_TEMPFAIL, 1, "cannot tell whether a "
+		ft_job_stop(j, MT_FETCH_TEMPFAIL, 1, "cannot tell whether a "
 		    "delivery went through; trying again next time");
 		return;
 	}
@@ -132,7 +132,7 @@ committed(void *arg, enum mt_deliver_status st, const char *token,
 		return;
 	}
 	if (j->commit_group) {
-		ft_job_fail(j, MT_FETCH_TEMPFAIL, 1, "a delivery failed; the "
+		ft_job_stop(j, MT_FETCH_TEMPFAIL, 1, "a delivery failed; the "
 		    "next run checks what became of it");
 		return;
 	}
@@ -141,7 +141,7 @@ committed(void *arg, enum mt_deliver_status st, const char *token,
 	if (mt_deliver_make_key(key, sizeof(key), j->account, j->folder,
 	    j->uidvalidity, uid) == -1 ||
 	    mt_deliver_recover(j->target, key, p->token, verdict, j) == -1)
-		ft_job_fail(j, MT_FETCH_TEMPFAIL, 1, "cannot check a failed "
+		ft_job_stop(j, MT_FETCH_TEMPFAIL, 1, "cannot check a failed "
 		    "delivery");
 }
 
@@ -154,7 +154,7 @@ commits_synced(void *arg, enum mt_deliver_status st, const char *reason)
 	if (j->ending)
 		return;
 	if (st != MT_DELIVER_OK) {
-		ft_job_fail(j, MT_FETCH_TEMPFAIL, 1, "%s; the next run checks "
+		ft_job_stop(j, MT_FETCH_TEMPFAIL, 1, "%s; the next run checks "
 		    "what became of the last deliveries", reason);
 		return;
 	}
@@ -193,14 +193,14 @@ record_intents(struct mt_fetch *j)
 		ft_job_key(j, j->batch[i].m, key, sizeof(key));
 		if (mt_ledger_intent(j->lf, key, j->batch[i].token,
 		    j->batch[i].fp) == -1) {
-			ft_job_fail(j, MT_FETCH_TEMPFAIL, 1, "cannot record a "
+			ft_job_stop(j, MT_FETCH_TEMPFAIL, 1, "cannot record a "
 			    "delivery");
 			return;
 		}
 	}
 	/* One fsync for the intents of the batch (and the last dones). */
 	if (mt_ledger_commit(j->ledger) == -1) {
-		ft_job_fail(j, MT_FETCH_TEMPFAIL, 1, "cannot save the fetch "
+		ft_job_stop(j, MT_FETCH_TEMPFAIL, 1, "cannot save the fetch "
 		    "state");
 		return;
 	}
@@ -219,7 +219,7 @@ ends_synced(void *arg, enum mt_deliver_status st, const char *reason)
 		return;
 	if (st != MT_DELIVER_OK) {
 		drop_batch(j);
-		ft_job_fail(j, st == MT_DELIVER_TEMPFAIL ? MT_FETCH_TEMPFAIL :
+		ft_job_stop(j, st == MT_DELIVER_TEMPFAIL ? MT_FETCH_TEMPFAIL :
 		    MT_FETCH_DELIVERY, 1, "%s", reason);
 		return;
 	}
@@ -250,7 +250,7 @@ discard_abandoned(struct mt_fetch *j)
 	if (j->nabandoned == 0)
 		return 0;
 	if (mt_ledger_commit(j->ledger) == -1) {
-		ft_job_fail(j, MT_FETCH_TEMPFAIL, 1, "cannot save the fetch "
+		ft_job_stop(j, MT_FETCH_TEMPFAIL, 1, "cannot save the fetch "
 		    "state");
 		return -1;
 	}
@@ -269,6 +269,10 @@ after_flush(struct mt_fetch *j)
 	j->flushing = 0;
 	if (discard_abandoned(j) == -1)
 		return;
+	if (j->failing) {
+		ft_job_finish(j);
+		return;
+	}
 	ft_job_pause_for(j, FT_P_FLUSH, 0);
 	if (j->fetched && j->cur.m == NULL)
 		ft_job_step(j);

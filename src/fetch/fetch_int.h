@@ -124,6 +124,7 @@ struct mt_fetch {
 	struct timespec started;
 	int step;			/* enum in fetch_run.c */
 	int ending;			/* finish scheduled */
+	int failing;			/* committing the batch, then ending */
 	int progress_final;
 	struct event *ev;		/* deferred steps, lock retries */
 	struct event *fin;		/* the end of the job */
@@ -180,8 +181,15 @@ struct mt_fetch {
 };
 
 /* ---- fetch.c ---- */
-/* Record the first problem (logged here unless already logged) and end. */
+/*
+ * Record the first problem (logged here unless logged already) and end the
+ * run: ft_job_fail() first commits the complete messages waiting in the
+ * batch (the server failed, the disk did not); ft_job_stop() ends at once
+ * (for failures of the ledger or the target, and inside a commit).
+ */
 void ft_job_fail(struct mt_fetch *j, enum mt_fetch_status st, int logged,
+    const char *fmt, ...) MT_PRINTF(4, 5);
+void ft_job_stop(struct mt_fetch *j, enum mt_fetch_status st, int logged,
     const char *fmt, ...) MT_PRINTF(4, 5);
 /* Remember a status without ending the run (the worst one wins). */
 void ft_job_note(struct mt_fetch *j, enum mt_fetch_status st,

@@ -30,7 +30,7 @@ ft_job_pause_for(struct mt_fetch *j, unsigned why, int on)
 	unsigned *mask = &j->pause_mask;
 
 	*mask = on ? (*mask | why) : (*mask & ~why);
-	if (j->conn_started && !j->ending)
+	if (j->conn_started && !j->ending && !j->failing)
 		ft_conn_pause(&j->conn, (*mask & all) != 0);
 }
 

@@ -277,9 +277,11 @@ ft_job_plan_details(struct mt_fetch *j)
 {
 	char key[16];
 	size_t i;
-	int r;
+	int r, revalidating = mt_ledger_revalidating(j->lf);
 
-	for (i = 0; i < j->nmsgs && mt_ledger_revalidating(j->lf); i++) {
+	/* Asked once: matching the last old fingerprint ends revalidation,
+	 * and what comes after it is still worth the warning. */
+	for (i = 0; i < j->nmsgs && revalidating; i++) {
 		struct ft_msg *m = &j->msgs[i];
 
 		if (m->state != FT_M_TODO)
@@ -292,6 +294,8 @@ ft_job_plan_details(struct mt_fetch *j)
 			continue;
 		}
 		snprintf(key, sizeof(key), "%" PRIu32, m->uid);
+		if (!mt_ledger_revalidating(j->lf))
+			continue;
 		if ((r = mt_ledger_match(j->lf, key, m->fp)) == -1) {
 			ft_job_fail(j, MT_FETCH_TEMPFAIL, 1, "cannot record "
 			    "a recognised message");

@@ -15,7 +15,6 @@
 #include "config.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
@@ -122,7 +121,6 @@ open_target(struct mt_fetch *j)
 		return -1;
 	}
 	n = mt_deliver_batch_max(j->target);
-	j->no_group = getenv("MT_NO_GROUP") != NULL;	/* XXX bench */
 	j->batch_max = n < FT_BATCH_MAX ? n : FT_BATCH_MAX;
 	return 0;
 }

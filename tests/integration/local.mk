@@ -37,3 +37,9 @@ INTEGRATION_TESTS += tests/integration/test_package.py
 # STARTTLS: real servers, then one scripted hostile server per rule.
 INTEGRATION_TESTS += tests/integration/test_tunnel_starttls.py \
 	tests/integration/test_tunnel_starttls_hostile.py
+# fetch: real Dovecot (contents, policies), kill -9 proof, hostile servers.
+INTEGRATION_TESTS += tests/integration/test_fetch_mail.py
+INTEGRATION_TESTS += tests/integration/test_fetch_crash.py
+INTEGRATION_TESTS += tests/integration/test_fetch_hostile.py
+INTEGRATION_TESTS += tests/integration/test_fetch_policy.py
+EXTRA_DIST += tests/integration/fetchlib.py
