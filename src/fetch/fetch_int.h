@@ -28,7 +28,7 @@
 struct ft_cmd;
 
 /* Most messages one folder listing may hold. */
-#define FT_MAX_MESSAGES 4000000
+#define FT_MAX_MESSAGES 1000000
 /* Deliveries ended before their intents are committed together. */
 #define FT_BATCH_MAX 32
 /* Delivery backpressure: pause above, resume at. */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <openssl/crypto.h>
 
 #include "fetch/pop3_client.h"
 #include "mailtunnel/sasl.h"
@@ -92,7 +93,7 @@ start_auth(struct mt_fetch *j)
 			snprintf(line, sizeof(line), "AUTH PLAIN %s", ir);
 			ft_send_secret(j, "AUTH PLAIN <redacted>", line);
 			mt_sasl_free(ir);
-			memset(line, 0, sizeof(line));
+			OPENSSL_cleanse(line, sizeof(line));
 			p3_push(j, P3_C_AUTH_DATA, 0);
 			return;
 		}
@@ -158,6 +159,23 @@ login_refused(struct mt_fetch *j, const struct mt_pop3_status_line *st)
 }
 
 static void
+send_pass(struct mt_fetch *j)
+{
+	size_t n = strlen(j->secret) + 6;
+	char *line = malloc(n);
+
+	if (line == NULL) {
+		ft_job_fail(j, MT_FETCH_TEMPFAIL, 0, "out of memory");
+		return;
+	}
+	snprintf(line, n, "PASS %s", j->secret);
+	ft_send_secret(j, "PASS <redacted>", line);
+	OPENSSL_cleanse(line, n);
+	free(line);
+	p3_push(j, P3_C_PASS, 0);
+}
+
+static void
 logged_in(struct mt_fetch *j)
 {
 	mt_log_c(&j->log, MT_LOG_INFO, "logged in to %s as %s", j->c.host,
@@ -194,10 +212,7 @@ p3_login_reply(struct mt_fetch *j, enum p3_cmd cmd,
 			login_refused(j, st);
 			return;
 		}
-		snprintf(text, sizeof(text), "PASS %s", j->secret);
-		ft_send_secret(j, "PASS <redacted>", text);
-		memset(text, 0, sizeof(text));
-		p3_push(j, P3_C_PASS, 0);
+		send_pass(j);
 		return;
 	case P3_C_AUTH:
 		if (cont) {
