@@ -383,6 +383,13 @@ run_op(struct mt_deliver_msg *m)
 	} else if (m->phase == DL_ENDING) {
 		m->phase = DL_PREPARED;
 		m->status = MT_DELIVER_OK;
+		/* A file target's commit is a rename: the output buffer is not
+		 * needed any more, and a batch of prepared messages should
+		 * not hold 64 KiB each. */
+		if (m->t->ops->group) {
+			free(m->obuf);
+			m->obuf = NULL;
+		}
 	} else {
 		m->phase = DL_DONE;
 		m->status = MT_DELIVER_OK;

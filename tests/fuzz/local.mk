@@ -47,3 +47,8 @@ tests_fuzz_fuzz_starttls_SOURCES = tests/fuzz/fuzz_starttls.c
 tests_fuzz_fuzz_starttls_LDADD = $(MT_LIBS)
 tests_fuzz_fuzz_starttls_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
 endif
+# fetch: header scanner, INTERNALDATE, mailbox names (fuzz_fetch_hdr.c).
+FUZZ_HARNESSES += tests/fuzz/fuzz_fetch_hdr
+tests_fuzz_fuzz_fetch_hdr_SOURCES = tests/fuzz/fuzz_fetch_hdr.c
+tests_fuzz_fuzz_fetch_hdr_LDADD = $(MT_LIBS)
+tests_fuzz_fuzz_fetch_hdr_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
