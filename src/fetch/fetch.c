@@ -353,6 +353,9 @@ ft_job_note(struct mt_fetch *j, enum mt_fetch_status st, const char *reason)
 	mt_strlcpy(j->res.reason, reason, sizeof(j->res.reason));
 }
 
+static void record_failure(struct mt_fetch *j, enum mt_fetch_status st,
+    int logged, const char *fmt, va_list ap) MT_PRINTF(4, 0);
+
 static void
 record_failure(struct mt_fetch *j, enum mt_fetch_status st, int logged,
     const char *fmt, va_list ap)

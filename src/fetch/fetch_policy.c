@@ -372,7 +372,8 @@ deletion_pop3(struct mt_fetch *j, time_t now)
 	for (i = 0; i < j->nmsgs; i++)
 		d.index[i] = &j->msgs[i];
 	d.n = j->nmsgs;
-	qsort(d.index, d.n, sizeof(*d.index), by_uidl);
+	if (d.n > 1)
+		qsort(d.index, d.n, sizeof(*d.index), by_uidl);
 	rc = mt_ledger_due_for_deletion(j->lf, now, j->c.keep_seconds,
 	    due_pop3, &d);
 	free(d.index);

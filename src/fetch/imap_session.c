@@ -436,7 +436,8 @@ searched(struct mt_fetch *j)
 {
 	size_t i, n = 0;
 
-	qsort(j->msgs, j->nmsgs, sizeof(*j->msgs), by_uid);
+	if (j->nmsgs > 1)
+		qsort(j->msgs, j->nmsgs, sizeof(*j->msgs), by_uid);
 	for (i = 0; i < j->nmsgs; i++)
 		if (n == 0 || j->msgs[i].uid != j->msgs[n - 1].uid)
 			j->msgs[n++] = j->msgs[i];

@@ -77,7 +77,8 @@ p3_listing_end(struct mt_fetch *j, enum p3_cmd cmd)
 	size_t i;
 
 	if (cmd == P3_C_UIDL) {
-		qsort(j->msgs, j->nmsgs, sizeof(*j->msgs), by_num);
+		if (j->nmsgs > 1)
+			qsort(j->msgs, j->nmsgs, sizeof(*j->msgs), by_num);
 		for (i = 1; i < j->nmsgs; i++)
 			if (j->msgs[i].num == j->msgs[i - 1].num) {
 				ft_job_fail(j, MT_FETCH_PROTOCOL, 0, "%s listed "
