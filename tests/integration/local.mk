@@ -5,7 +5,8 @@ INTEGRATION_TESTS += tests/integration/test_fixtures.py \
 	tests/integration/test_tunnel_stream.py \
 	tests/integration/test_tunnel_failover.py \
 	tests/integration/test_daemon_lifecycle.py \
-	tests/integration/test_user_configs.py
+	tests/integration/test_user_configs.py \
+	tests/integration/test_tunnel_limits.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS)
 # The fixture library the tests import, its documentation and the helper
@@ -43,3 +44,9 @@ INTEGRATION_TESTS += tests/integration/test_fetch_crash.py
 INTEGRATION_TESTS += tests/integration/test_fetch_hostile.py
 INTEGRATION_TESTS += tests/integration/test_fetch_policy.py
 EXTRA_DIST += tests/integration/fetchlib.py
+# Delivery to commands, SMTP and LMTP servers, through a fetcher stand-in.
+check_PROGRAMS += tests/integration/deliver_driver
+tests_integration_deliver_driver_SOURCES = tests/integration/deliver_driver.c
+tests_integration_deliver_driver_LDADD = $(MT_LIBS)
+INTEGRATION_TESTS += tests/integration/test_deliver_remote.py
+INTEGRATION_TESTS += tests/integration/test_deliver_remote_hostile.py
