@@ -43,7 +43,8 @@ usage(FILE *out)
 "      Write @ in a user name as %%40; ;AUTH=MECH may follow the user.\n"
 "\n"
 "TARGET: maildir:DIR, dir:DIR (one NAME.eml per message), mbox:FILE,\n"
-"      and the command, SMTP and LMTP targets of mailtunnel(8).\n"
+"      mda:COMMAND (the message on its stdin), smtp://HOST[:PORT],\n"
+"      smtps://..., lmtp:/SOCKET, lmtp://HOST[:PORT] (see mailtunnel(8)).\n"
 "\n"
 "Options:\n"
 "  -d, --deliver TARGET       where the messages go (required)\n"
@@ -59,6 +60,10 @@ usage(FILE *out)
 "      --first-run all|new    first run: fetch everything (default) or\n"
 "                             only mail that arrives from now on\n"
 "      --folder NAME          IMAP folder to fetch (repeat; default INBOX)\n"
+"      --recipient ADDR       envelope recipient for mda, smtp and lmtp\n"
+"      --recipient-header F   take it from these header fields instead\n"
+"                             (Delivered-To,X-Envelope-To), ADDR if none\n"
+"      --sender ADDR          envelope sender (default: Return-Path)\n"
 "  -v, --verbose              more detail (twice: protocol traces)\n"
 "  -h, --help                 show this help\n"
 "\n"
@@ -71,6 +76,7 @@ struct cli {
 	struct mt_fetch_conf c;
 	struct mt_fetch_url url;
 	struct mt_tls_conf tls;
+	struct mt_deliver_opts dopts;
 	const char *folders[MT_FETCH_MAX_FOLDERS + 1];
 	size_t nfolders;
 	char state[4096];
@@ -89,7 +95,7 @@ struct cli {
 enum {
 	O_PASSWORD_FILE = 256, O_PASSWORD_COMMAND, O_TOKEN_COMMAND,
 	O_CA_FILE, O_STATE, O_DELETE, O_KEEP, O_MAX_SIZE, O_FIRST_RUN,
-	O_FOLDER,
+	O_FOLDER, O_RECIPIENT, O_RECIPIENT_HEADER, O_SENDER,
 };
 
 static int config_error(const char *fmt, ...) MT_PRINTF(1, 2);
@@ -120,6 +126,9 @@ option(struct cli *k, int opt, const char *arg)
 	case O_TOKEN_COMMAND: k->c.token_command = arg; return 0;
 	case O_CA_FILE: k->tls.ca_file = (char *)arg; return 0;
 	case O_STATE: k->c.state_dir = arg; return 0;
+	case O_RECIPIENT: k->dopts.recipient = arg; return 0;
+	case O_RECIPIENT_HEADER: k->dopts.recipient_header = arg; return 0;
+	case O_SENDER: k->dopts.sender = arg; return 0;
 	case O_DELETE: k->c.delete = 1; return 0;
 	case 'v': k->verbose++; return 0;
 	case O_KEEP:
@@ -169,6 +178,10 @@ parse_args(struct cli *k, int argc, char **argv)
 		{ "max-size", required_argument, NULL, O_MAX_SIZE },
 		{ "first-run", required_argument, NULL, O_FIRST_RUN },
 		{ "folder", required_argument, NULL, O_FOLDER },
+		{ "recipient", required_argument, NULL, O_RECIPIENT },
+		{ "recipient-header", required_argument, NULL,
+		    O_RECIPIENT_HEADER },
+		{ "sender", required_argument, NULL, O_SENDER },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -325,6 +338,7 @@ mt_fetch_cli_main(int argc, char **argv)
 	mt_fetch_conf_init(&k.c);
 	k.tls.verify_chain = 1;
 	k.c.tls = &k.tls;
+	k.c.deliver_opts = &k.dopts;
 	k.c.lock_wait_ms = MT_FETCH_WAIT_FOREVER;
 	if ((rc = parse_args(&k, argc, argv)) >= 0)
 		return rc;

@@ -39,6 +39,7 @@
 #include <stdint.h>
 
 #include "mailtunnel/config.h"
+#include "mailtunnel/deliver.h"
 #include "mailtunnel/fetch_url.h"
 
 struct event_base;
@@ -83,6 +84,12 @@ struct mt_fetch_conf {
 
 	/* Where the mail goes and where the state is kept. */
 	const char *deliver;		/* maildir:DIR, dir:DIR, mbox:FILE ... */
+	/*
+	 * Options of the command and server targets (deliver.h), copied;
+	 * NULL: none. Their spool_dir defaults to state_dir, their dns to
+	 * the job's.
+	 */
+	const struct mt_deliver_opts *deliver_opts;
 	const char *state_dir;		/* must exist */
 
 	/* Policies. */

@@ -85,19 +85,33 @@ check_auth(const struct mt_fetch_conf *c, char *err, size_t errsz)
 	return 0;
 }
 
+void
+ft_job_deliver_opts(const struct mt_fetch_conf *c, struct mt_deliver_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	if (c->deliver_opts != NULL)
+		*o = *c->deliver_opts;
+	if (o->spool_dir == NULL)
+		o->spool_dir = c->state_dir;
+	if (o->dns == NULL)
+		o->dns = c->dns;
+}
+
 static int
 check_target(const struct mt_fetch_conf *c, char *err, size_t errsz)
 {
+	struct mt_deliver_opts o;
 	struct event_base *base;
 	struct mt_deliver *t;
 	char why[512];
 
 	if (c->deliver == NULL || c->deliver[0] == '\0')
 		return bad(err, errsz, "no delivery target");
-	/* Opening touches nothing on disk; it parses the spec. */
+	/* Opening touches nothing on disk or on the network. */
 	if ((base = event_base_new()) == NULL)
 		return bad(err, errsz, "out of memory");
-	t = mt_deliver_open(c->deliver, base, NULL, why, sizeof(why));
+	ft_job_deliver_opts(c, &o);
+	t = mt_deliver_open_ex(c->deliver, base, NULL, &o, why, sizeof(why));
 	mt_deliver_close(t);
 	event_base_free(base);
 	if (t == NULL)
@@ -233,6 +247,14 @@ free_conf(struct mt_fetch *j)
 {
 	size_t i;
 
+	free((char *)j->dopts.recipient);
+	free((char *)j->dopts.recipient_header);
+	free((char *)j->dopts.sender);
+	free((char *)j->dopts.helo_name);
+	free((char *)j->dopts.spool_dir);
+	free((char *)j->dopts.tls_ca_file);
+	free((char *)j->dopts.tls_check_host);
+
 	free((char *)j->c.name);
 	free((char *)j->c.host);
 	free((char *)j->c.user);
@@ -245,6 +267,26 @@ free_conf(struct mt_fetch *j)
 	for (i = 0; i < j->nfolders; i++)
 		free((char *)j->folders[i]);
 	free(j->folders);
+}
+
+static int
+copy_deliver_opts(struct mt_fetch *j, const struct mt_deliver_opts *o)
+{
+	struct mt_deliver_opts *d = &j->dopts;
+
+	j->c.deliver_opts = d;
+	if (o == NULL)
+		return 0;
+	*d = *o;
+	d->recipient = d->recipient_header = d->sender = d->helo_name = NULL;
+	d->spool_dir = d->tls_ca_file = d->tls_check_host = NULL;
+	return dup_str(&d->recipient, o->recipient) == -1 ||
+	    dup_str(&d->recipient_header, o->recipient_header) == -1 ||
+	    dup_str(&d->sender, o->sender) == -1 ||
+	    dup_str(&d->helo_name, o->helo_name) == -1 ||
+	    dup_str(&d->spool_dir, o->spool_dir) == -1 ||
+	    dup_str(&d->tls_ca_file, o->tls_ca_file) == -1 ||
+	    dup_str(&d->tls_check_host, o->tls_check_host) == -1 ? -1 : 0;
 }
 
 static int
@@ -267,6 +309,8 @@ copy_conf(struct mt_fetch *j, const struct mt_fetch_conf *c)
 	    dup_str(&j->c.token_command, c->token_command) == -1 ||
 	    dup_str(&j->c.deliver, c->deliver) == -1 ||
 	    dup_str(&j->c.state_dir, c->state_dir) == -1)
+		return -1;
+	if (copy_deliver_opts(j, c->deliver_opts) == -1)
 		return -1;
 	if (c->nfolders > 0 &&
 	    (j->folders = calloc(c->nfolders, sizeof(char *))) == NULL)

@@ -112,8 +112,8 @@ struct ft_range {
 
 struct mt_fetch {
 	struct event_base *base;
-	struct mt_fetch_conf c;		/* deep copy; strings below */
-	char *strs;			/* the copied strings */
+	struct mt_fetch_conf c;		/* deep copy */
+	struct mt_deliver_opts dopts;	/* deep copy; c.deliver_opts = &dopts */
 	const char **folders;
 	size_t nfolders;
 	struct mt_log_ctx log;
@@ -181,6 +181,9 @@ struct mt_fetch {
 };
 
 /* ---- fetch.c ---- */
+/* The target options of c, with the job's defaults filled in. */
+void ft_job_deliver_opts(const struct mt_fetch_conf *c,
+    struct mt_deliver_opts *o);
 /*
  * Record the first problem (logged here unless logged already) and end the
  * run: ft_job_fail() first commits the complete messages waiting in the

@@ -111,10 +111,12 @@ open_tls(struct mt_fetch *j)
 static int
 open_target(struct mt_fetch *j)
 {
+	struct mt_deliver_opts o;
 	char err[512];
 	unsigned n;
 
-	j->target = mt_deliver_open(j->c.deliver, j->base, &j->log, err,
+	ft_job_deliver_opts(&j->c, &o);
+	j->target = mt_deliver_open_ex(j->c.deliver, j->base, &j->log, &o, err,
 	    sizeof(err));
 	if (j->target == NULL) {
 		ft_job_fail(j, MT_FETCH_CONFIG, 0, "%s", err);
