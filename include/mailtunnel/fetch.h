@@ -20,9 +20,12 @@
  * by the ledger's lock (the second one waits or is refused, see
  * lock_wait_ms).
  *
- * Ownership: mt_fetch_start() copies the configuration (strings and
- * folder list included) except tls_ctx and dns, which are borrowed and
- * must outlive the job. The handle lives until done has returned (the job
+ * Threads: every call for a job (start, cancel) is made on the thread
+ * that runs its event base; done runs there too.
+ *
+ * Ownership: mt_fetch_start() copies the configuration (strings, folder
+ * list and delivery options included) except tls_ctx and dns, which are
+ * borrowed and must outlive the job; dns must belong to the same base. The handle lives until done has returned (the job
  * frees itself then), or until mt_fetch_cancel().
  *
  * Results: done runs exactly once, from the loop (never from inside

@@ -111,6 +111,7 @@ check_target(const struct mt_fetch_conf *c, char *err, size_t errsz)
 	if ((base = event_base_new()) == NULL)
 		return bad(err, errsz, "out of memory");
 	ft_job_deliver_opts(c, &o);
+	o.dns = NULL;			/* c->dns belongs to another base */
 	t = mt_deliver_open_ex(c->deliver, base, NULL, &o, why, sizeof(why));
 	mt_deliver_close(t);
 	event_base_free(base);
