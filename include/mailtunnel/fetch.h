@@ -25,8 +25,9 @@
  *
  * Ownership: mt_fetch_start() copies the configuration (strings, folder
  * list and delivery options included) except tls_ctx and dns, which are
- * borrowed and must outlive the job; dns must belong to the same base. The handle lives until done has returned (the job
- * frees itself then), or until mt_fetch_cancel().
+ * borrowed and must outlive the job; dns must belong to the same base.
+ * The handle lives until done has returned (the job frees itself then),
+ * or until mt_fetch_cancel().
  *
  * Results: done runs exactly once, from the loop (never from inside
  * mt_fetch_start()), unless the job was cancelled. The result points to
