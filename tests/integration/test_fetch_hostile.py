@@ -91,11 +91,13 @@ def uid_set(s):
 CAPS = b"IMAP4rev1 AUTH=PLAIN AUTH=XOAUTH2 SASL-IR UIDPLUS"
 
 
-def imap_server(msgs, cut_uid=None, literal=None, auth_reply=None):
+def imap_server(msgs, cut_uid=None, literal=None, auth_reply=None,
+                caps=CAPS, uid_last=False):
     """An IMAP dialogue; UIDs are 1..n. literal(uid) may replace the
-    "{n}" announcement; auth_reply(conn, tag, line) handles AUTHENTICATE."""
+    "{n}" announcement; auth_reply(conn, tag, line) handles AUTHENTICATE;
+    uid_last sends each UID after the body (legal, and awkward)."""
     def run(conn):
-        conn.send(b"* OK [CAPABILITY " + CAPS + b"] ready\r\n")
+        conn.send(b"* OK [CAPABILITY " + caps + b"] ready\r\n")
         while True:
             line = conn.read_line()
             if not line:
@@ -104,7 +106,7 @@ def imap_server(msgs, cut_uid=None, literal=None, auth_reply=None):
             tag, _, rest = line.rstrip(b"\r\n").partition(b" ")
             up = rest.upper()
             if up.startswith(b"CAPABILITY"):
-                conn.send(b"* CAPABILITY " + CAPS + b"\r\n" + tag + b" OK\r\n")
+                conn.send(b"* CAPABILITY " + caps + b"\r\n" + tag + b" OK\r\n")
             elif up.startswith(b"AUTHENTICATE") and auth_reply:
                 auth_reply(conn, tag, rest)
             elif up.startswith(b"AUTHENTICATE") or up.startswith(b"LOGIN"):
@@ -122,13 +124,19 @@ def imap_server(msgs, cut_uid=None, literal=None, auth_reply=None):
                 for uid in uid_set(rest.split()[2].decode()):
                     m = msgs[uid - 1]
                     ann = literal(uid) if literal else b"{%d}" % len(m)
-                    head = (b"* %d FETCH (UID %d RFC822.SIZE %d BODY[] " %
-                            (uid, uid, len(m)) + ann + b"\r\n")
+                    if uid_last:
+                        head = (b"* %d FETCH (RFC822.SIZE %d BODY[] " %
+                                (uid, len(m)) + ann + b"\r\n")
+                        tail = b" UID %d)\r\n" % uid
+                    else:
+                        head = (b"* %d FETCH (UID %d RFC822.SIZE %d BODY[] "
+                                % (uid, uid, len(m)) + ann + b"\r\n")
+                        tail = b")\r\n"
                     if uid == cut_uid:
                         conn.send(head + m[:len(m) // 2])
                         conn.close()
                         return
-                    conn.send(head + m + b")\r\n")
+                    conn.send(head + m + tail)
                 conn.send(tag + b" OK done\r\n")
             elif up.startswith(b"LOGOUT"):
                 conn.send(b"* BYE\r\n" + tag + b" OK\r\n")
@@ -321,6 +329,39 @@ def main(t):
             fail(errs[0])
         no_secret(r, TOKEN)
         expect_equal("connections", len(srv.conns), 1)
+
+    with t.case("IMAP: a server that sends the UID after the body"):
+        steps = [tls(pki), S.call(imap_server(msgs, uid_last=True))]
+        srv, f, path, r = run_against(t, pki, steps, "imaps")
+        expect_rc(r, 0)
+        expect_equal("delivered", sorted(message_ids(maildir_messages(path))),
+                     sorted(message_ids(msgs)))
+        fetches = [ln for ln in srv.conn(0).lines if b"UID FETCH" in ln]
+        # One batch that brought nothing usable, then one per message.
+        expect_equal("UID FETCH commands", len(fetches), 1 + len(msgs))
+
+    with t.case("IMAP without SASL-IR: AUTHENTICATE PLAIN answers the "
+                "challenge"):
+        steps = [tls(pki), S.call(imap_server(
+            msgs, caps=b"IMAP4rev1 AUTH=PLAIN", auth_reply=lambda c, tag, r:
+            (c.send(b"+ \r\n"), c.lines.append(c.read_line()),
+             c.send(tag + b" OK in\r\n"))))]
+        srv, f, path, r = run_against(t, pki, steps, "imaps")
+        expect_rc(r, 0)
+        lines = srv.conn(0).lines
+        i = next(k for k, ln in enumerate(lines) if b"AUTHENTICATE" in ln)
+        expect_equal("AUTHENTICATE", lines[i].split()[1:],
+                     [b"AUTHENTICATE", b"PLAIN"])
+        expect_equal("response", base64.b64decode(lines[i + 1].strip()),
+                     b"\0box\0Scripted-Pass-9")
+
+    with t.case("IMAP without AUTH=PLAIN: LOGIN with quoted strings"):
+        steps = [tls(pki), S.call(imap_server(msgs, caps=b"IMAP4rev1"))]
+        srv, f, path, r = run_against(t, pki, steps, "imaps")
+        expect_rc(r, 0)
+        login = [ln for ln in srv.conn(0).lines if b"LOGIN" in ln]
+        expect_equal("LOGIN", login[0].split()[1:],
+                     [b"LOGIN", b'"box"', b'"Scripted-Pass-9"'])
 
     with t.case("POP3 XOAUTH2 with a token command"):
         steps = [tls(pki), S.call(pop3_server(
