@@ -114,3 +114,11 @@ tests_unit_test_deliver_mda_poll_SOURCES = tests/unit/test_deliver_mda.c \
 tests_unit_test_deliver_mda_poll_LDADD = $(UNIT_LDADD)
 tests_unit_test_deliver_mda_poll_CFLAGS = $(UNIT_CFLAGS) -DMT_TEST_NO_PIDFD
 endif
+# fetch: group syncs and batch sizes of the targets, the ledger's quiet lock.
+if HAVE_CMOCKA
+UNIT_TESTS += tests/unit/test_fetch_group
+tests_unit_test_fetch_group_SOURCES = tests/unit/test_fetch_group.c \
+	tests/unit/test_deliver_util.h
+tests_unit_test_fetch_group_LDADD = $(UNIT_LDADD)
+tests_unit_test_fetch_group_CFLAGS = $(UNIT_CFLAGS)
+endif
