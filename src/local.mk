@@ -90,6 +90,37 @@ noinst_HEADERS = \
 	include/mailtunnel/tunnel.h \
 	include/mailtunnel/util.h \
 	include/mailtunnel/worker.h
+# STARTTLS injection checks shared by the tunnel and the fetcher.
+src_libmailtunnel_a_SOURCES += src/starttls_watch.c include/mailtunnel/starttls_watch.h
+# fetch: the job, its connection, the POP3 and IMAP clients, secrets.
+src_libmailtunnel_a_SOURCES += \
+	src/fetch/fetch.c \
+	src/fetch/fetch_run.c \
+	src/fetch/fetch_msg.c \
+	src/fetch/fetch_batch.c \
+	src/fetch/fetch_policy.c \
+	src/fetch/fetch_recover.c \
+	src/fetch/fetch_proto.c \
+	src/fetch/fetch_int.h \
+	src/fetch/fetch_conn.c \
+	src/fetch/fetch_conn_io.c \
+	src/fetch/fetch_conn.h \
+	src/fetch/fetch_conn_int.h \
+	src/fetch/secret.c \
+	src/fetch/secret.h \
+	src/fetch/hdrscan.c \
+	src/fetch/hdrscan.h \
+	src/fetch/imap_cmd.c \
+	src/fetch/imap_cmd.h \
+	src/fetch/pop3_client.c \
+	src/fetch/pop3_session.c \
+	src/fetch/pop3_client.h \
+	src/fetch/imap_client.c \
+	src/fetch/imap_session.c \
+	src/fetch/imap_client.h \
+	include/mailtunnel/fetch.h
+# fetch: the "mailtunnel fetch" subcommand.
+src_mailtunnel_SOURCES += src/fetch_cli.c src/fetch_cli.h
 # Private headers of the fetch delivery and ledger modules.
 src_libmailtunnel_a_SOURCES += src/fetch/deliver_priv.h \
 	src/fetch/deliver_mbox.h src/fetch/ledger_priv.h

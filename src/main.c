@@ -14,6 +14,7 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
+#include "fetch_cli.h"
 #include "mailtunnel/check.h"
 #include "mailtunnel/config.h"
 #include "mailtunnel/daemon.h"
@@ -24,6 +25,7 @@ usage(FILE *out)
 {
 	fprintf(out,
 "Usage: mailtunnel [OPTIONS] [CONFIG]\n"
+"       mailtunnel fetch URL --deliver TARGET [OPTIONS]   (see fetch --help)\n"
 "\n"
 "Accept plaintext POP3, IMAP and SMTP clients on this machine and bridge\n"
 "them to mail servers over verified TLS. CONFIG is a stunnel-style file\n"
@@ -70,6 +72,8 @@ main(int argc, char **argv)
 	char *absolute = NULL;
 	int c, rc, check = 0, verbose = 0;
 
+	if (argc > 1 && strcmp(argv[1], "fetch") == 0)
+		return mt_fetch_cli_main(argc - 1, argv + 1);
 	while ((c = getopt_long(argc, argv, "c:ftvhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c': config = optarg; break;

@@ -137,8 +137,12 @@ stream_event(evutil_socket_t fd, short what, void *arg)
 {
 	struct mt_stream *s = arg;
 
-	if (what & EV_READ)
+	/* New data came in: an earlier short read no longer proves the
+	 * socket empty (TLS may have served later reads from its buffer). */
+	if (what & EV_READ) {
 		s->can_read = 1;
+		s->drained = 0;
+	}
 	if (what & EV_WRITE)
 		s->can_write = 1;
 	/* A FIN that came with the last data gives no edge of its own. */

@@ -117,7 +117,7 @@ mt_tunnel_free(struct mt_tunnel *t)
 	evbuffer_free(t->up);
 	evbuffer_free(t->down);
 	free(t->replay);
-	free(t->injection);
+	mt_starttls_watch_clear(&t->watch);
 	env_unlink(t);
 	log_closed(t);
 	atomic_fetch_sub(&t->svc->active, 1);

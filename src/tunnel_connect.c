@@ -364,12 +364,12 @@ handshake(struct mt_tunnel *t)
 	}
 	/* A refused certificate is the same on every address of a name. */
 	refused = SSL_get_verify_result(t->server.ssl) != X509_V_OK;
-	if (t->injection != NULL) {
+	if (mt_starttls_watch_injection(&t->watch) != NULL) {
 		/* Plaintext where the first TLS record belongs. */
 		mt_log_c(&t->log, MT_LOG_ERR, "STARTTLS with %s [%s] failed: "
-		    "%s", target_of(t)->name, t->server_addr, t->injection);
-		free(t->injection);
-		t->injection = NULL;
+		    "%s", target_of(t)->name, t->server_addr,
+		    mt_starttls_watch_injection(&t->watch));
+		mt_starttls_watch_clear(&t->watch);
 		t->fail = MT_STARTTLS_E_INJECTION;
 		refused = 1;
 	} else {

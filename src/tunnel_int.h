@@ -19,6 +19,7 @@
 #include "mailtunnel/net.h"
 #include "mailtunnel/service.h"
 #include "mailtunnel/starttls.h"
+#include "mailtunnel/starttls_watch.h"
 #include "mailtunnel/stream.h"
 #include "mailtunnel/tunnel.h"
 
@@ -72,16 +73,10 @@ struct mt_tunnel {
 	struct evbuffer *prelude;	/* what the server said before TLS */
 	char *replay;			/* the client's first bytes after TLS */
 	size_t replay_len;
-	char *injection;		/* why the handshake was cut short */
 	enum mt_starttls_error fail;	/* the last failure (NONE: no server
 					   answered): the client line */
 	/* The server's TLS records while the handshake runs (STARTTLS). */
-	struct mt_tunnel_records {
-		unsigned char hdr[5];	/* the header being read */
-		unsigned have;		/* bytes of it so far */
-		size_t left;		/* bytes of the record's body to skip */
-		unsigned seen;		/* whole headers so far */
-	} records;
+	struct mt_starttls_watch watch;
 
 	/* Connecting: which target, which of its addresses. */
 	struct evdns_getaddrinfo_request *dns_req;

@@ -14,20 +14,14 @@
  *   runs on through the dialogue and the handshake, so a server gets one
  *   TIMEOUTconnect per address for all of it (TIMEOUTbusy, 5 minutes by
  *   default, would keep a client waiting on a stalled server that long).
- * - At the switch: the machine has refused anything after the accepting
- *   line in the same read; the socket is then peeked for anything more.
- *   Bytes that come later, before or during the handshake, are seen by a
- *   callback on the TLS socket BIO that walks the record headers of what
- *   the server sends until the handshake is done: a first record that is
- *   not a handshake or an alert, or any header that is not TLS (type 20
- *   to 23, version 3.x, a length TLS allows), is plaintext after STARTTLS.
- *   Each header byte is judged as it arrives, so even a short injection
- *   followed by silence is caught. The read is failed right there, so
- *   OpenSSL never parses those bytes, and the log says "plaintext
- *   injection" rather than the "wrong version number" OpenSSL would
- *   report. (After a TLS 1.3 handshake completes, the client has read
- *   the server's whole first flight; later garbage is a TLS error on an
- *   open tunnel, and never reaches the client either.)
+ * - At the switch, and during the handshake, the checks for plaintext
+ *   injection are those of starttls_watch.c (shared with the fetcher):
+ *   the socket is peeked at the switch, and the record headers the server
+ *   sends are walked until the handshake is done, so the log says
+ *   "plaintext injection" rather than the "wrong version number" OpenSSL
+ *   would report. (After a TLS 1.3 handshake completes, the client has
+ *   read the server's whole first flight; later garbage is a TLS error on
+ *   an open tunnel, and never reaches the client either.)
  * - Client bytes wait in the tunnel's up buffer (capped at
  *   MT_TUNNEL_EARLY_MAX) until mt_tunnel_open(), which runs only after the
  *   handshake and its verification; there the replayed greeting is
@@ -52,8 +46,6 @@
 
 /* The largest read fed to the machine at once. */
 #define PRELUDE_READ 16384
-/* How much of an injection is read for the log. */
-#define INJECTION_PEEK 256
 
 static void fail(struct mt_tunnel *t, enum mt_starttls_error e,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -122,23 +114,15 @@ static void
 switch_to_tls(struct mt_tunnel *t)
 {
 	enum mt_protocol proto = t->svc->conf->protocol;
-	char peek[INJECTION_PEEK], why[256];
 	const char *replay;
-	ssize_t n;
+	char why[256];
 	size_t len;
+	int closed;
 
-	n = recv(t->server.fd, peek, sizeof(peek), MSG_PEEK | MSG_DONTWAIT);
-	if (evbuffer_get_length(t->prelude) > 0 || n > 0) {
-		fail(t, MT_STARTTLS_E_INJECTION, "%s",
-		    mt_starttls_injection_phrase(proto, peek, n > 0 ?
-		    (size_t)n : 0, n == (ssize_t)sizeof(peek) ?
-		    MT_STARTTLS_INJ_MORE : 0, why, sizeof(why)));
-		return;
-	}
-	if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
-		fail(t, MT_STARTTLS_E_CLOSED, "the connection %s after %s was "
-		    "accepted", n == 0 ? "was closed" : strerror(errno),
-		    mt_starttls_command_name(proto));
+	if (mt_starttls_switch_check(t->server.fd, proto,
+	    evbuffer_get_length(t->prelude), &closed, why, sizeof(why)) == -1) {
+		fail(t, closed ? MT_STARTTLS_E_CLOSED : MT_STARTTLS_E_INJECTION,
+		    "%s", why);
 		return;
 	}
 	replay = mt_starttls_replay(t->st, &len);
@@ -253,113 +237,16 @@ mt_tunnel_starttls_cancel(struct mt_tunnel *t)
 	}
 }
 
-/* Byte r->have of a record header: the type, then version 3.0 to 3.4. */
-static int
-header_byte_ok(const struct mt_tunnel_records *r, unsigned char c)
-{
-	switch (r->have) {
-	case 1:
-		/* The server speaks first with a handshake, or an alert. */
-		if (r->seen == 0)
-			return c == SSL3_RT_HANDSHAKE || c == SSL3_RT_ALERT;
-		return c >= SSL3_RT_CHANGE_CIPHER_SPEC &&
-		    c <= SSL3_RT_APPLICATION_DATA;
-	case 2:
-		return c == 3;
-	case 3:
-		return c <= 4;
-	default:
-		return 1;
-	}
-}
-
-/*
- * Walk the TLS record headers in p; returns n when all is TLS, else the
- * offset of the first byte that is not (the header it belongs to may
- * have started in an earlier read).
- */
-static size_t
-records_ok(struct mt_tunnel *t, const unsigned char *p, size_t n)
-{
-	struct mt_tunnel_records *r = &t->records;
-	size_t i = 0, k, len;
-	unsigned char c;
-
-	while (i < n) {
-		if (r->left > 0) {
-			k = n - i < r->left ? n - i : r->left;
-			r->left -= k;
-			i += k;
-			continue;
-		}
-		c = p[i];
-		r->hdr[r->have++] = c;
-		if (!header_byte_ok(r, c))
-			return i;
-		i++;
-		if (r->have < 5)
-			continue;
-		len = (size_t)r->hdr[3] << 8 | r->hdr[4];
-		if (len > SSL3_RT_MAX_ENCRYPTED_LENGTH)
-			return i - 1;
-		r->left = len;
-		r->have = 0;
-		r->seen++;
-	}
-	return n;
-}
-
-/* Called around every read and write of the TLS socket BIO. */
-static long
-first_records(BIO *b, int oper, const char *argp, size_t len, int argi,
-    long argl, int ret, size_t *processed)
-{
-	struct mt_tunnel *t = (struct mt_tunnel *)(void *)
-	    BIO_get_callback_arg(b);
-	char buf[INJECTION_PEEK], why[256];
-	size_t bad, n;
-	ssize_t more;
-	unsigned flags;
-
-	if (oper != (BIO_CB_READ | BIO_CB_RETURN) || ret <= 0 ||
-	    processed == NULL || *processed == 0)
-		return ret;
-	if ((bad = records_ok(t, (const unsigned char *)argp,
-	    *processed)) == *processed)
-		return ret;
-	/* For the log: from the bad header on, and what else is waiting. */
-	flags = t->records.seen > 0 ? MT_STARTTLS_INJ_DURING : 0;
-	bad -= bad < t->records.have - 1 ? bad : t->records.have - 1;
-	n = *processed - bad < sizeof(buf) ? *processed - bad : sizeof(buf);
-	memcpy(buf, argp + bad, n);
-	more = recv((int)BIO_get_fd(b, NULL), buf + n, sizeof(buf) - n,
-	    MSG_PEEK | MSG_DONTWAIT);
-	if (more > 0)
-		n += (size_t)more;
-	if (n == sizeof(buf))
-		flags |= MT_STARTTLS_INJ_MORE;
-	mt_starttls_injection_phrase(t->svc->conf->protocol, buf, n, flags,
-	    why, sizeof(why));
-	free(t->injection);
-	if ((t->injection = strdup(why)) == NULL)
-		t->injection = strdup("plaintext injection");
-	/* Fail the read: OpenSSL never parses these bytes. */
-	return -1;
-}
-
 void
 mt_tunnel_starttls_watch(struct mt_tunnel *t)
 {
-	BIO *b = SSL_get_rbio(t->server.ssl);
-
-	memset(&t->records, 0, sizeof(t->records));
-	BIO_set_callback_arg(b, (char *)(void *)t);
-	BIO_set_callback_ex(b, first_records);
+	mt_starttls_watch_begin(&t->watch, t->server.ssl,
+	    t->svc->conf->protocol);
 }
 
 void
 mt_tunnel_starttls_unwatch(struct mt_tunnel *t)
 {
-	if (t->svc->conf->protocol != MT_PROTO_NONE && t->server.ssl != NULL)
-		BIO_set_callback_ex(SSL_get_rbio(t->server.ssl), NULL);
+	if (t->svc->conf->protocol != MT_PROTO_NONE)
+		mt_starttls_watch_end(&t->watch, t->server.ssl);
 }

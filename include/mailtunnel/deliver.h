@@ -223,6 +223,34 @@ int mt_deliver_recover(struct mt_deliver *t, const char *key,
 int mt_deliver_discard(struct mt_deliver *t, const char *token);
 
 /*
+ * How many messages may be ended (prepared) at once before the first of
+ * them is committed: the fetcher records their intents in one ledger
+ * commit. 1 for targets that hold a resource (a lock, a transaction) from
+ * end to commit, such as mbox.
+ */
+unsigned mt_deliver_batch_max(const struct mt_deliver *t);
+
+/*
+ * Group sync, for targets whose copies are files (maildir:, dir:). After
+ * mt_deliver_group_begin(), ends and commits do their file work but leave
+ * the fsyncs to mt_deliver_group_sync(), which makes every file ended and
+ * every directory changed since the begin durable - each file and each
+ * directory once - and then calls cb from the loop. Until cb has said OK
+ * the outcome of those ends and commits is provisional: record no intent
+ * for an end's token and no done for a commit before it. If the sync
+ * fails, nothing in the group is known to be durable: abort its ended
+ * messages and discard their tokens (no intent names them), and leave
+ * committed ones to mt_deliver_recover() after their intents. begin
+ * returns -1 for targets that cannot group (each end and commit then syncs
+ * on its own, as usual). One group at a time; sync ends it.
+ */
+typedef void mt_deliver_group_fn(void *arg, enum mt_deliver_status status,
+    const char *reason);
+int mt_deliver_group_begin(struct mt_deliver *t);
+void mt_deliver_group_sync(struct mt_deliver *t, mt_deliver_group_fn *cb,
+    void *arg);
+
+/*
  * A key for meta: the UID (UIDL) made file-name safe and shortened, a dash,
  * and 16 hex digits of a SHA-256 over account, folder, UIDVALIDITY and UID,
  * so keys differ across accounts and folders. folder is NULL for POP3.

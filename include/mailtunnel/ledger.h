@@ -67,6 +67,8 @@ enum mt_ledger_kind {
 /* mt_ledger_open() flags. */
 #define MT_LEDGER_NOWAIT 0x0	/* refuse at once when the account is busy */
 #define MT_LEDGER_WAIT	 0x1	/* wait for the lock, up to timeout_ms */
+#define MT_LEDGER_QUIET	 0x2	/* busy: set EBUSY but log nothing (the
+				   caller polls from its event loop) */
 
 /*
  * Open (creating when missing) the ledger of account under state_dir, which
@@ -107,6 +109,12 @@ const char *mt_ledger_dir(const struct mt_ledger *l);
  */
 struct mt_ledger_folder *mt_ledger_folder(struct mt_ledger *l,
     enum mt_ledger_kind kind, const char *name, uint32_t uidvalidity);
+/*
+ * 1 when the ledger has a record of the folder called name (POP3: NULL),
+ * else 0: a fetch that meets it for the first time (first-run policy).
+ */
+int mt_ledger_folder_known(const struct mt_ledger *l, enum mt_ledger_kind kind,
+    const char *name);
 const char *mt_ledger_folder_name(const struct mt_ledger_folder *f);
 uint32_t mt_ledger_folder_uidvalidity(const struct mt_ledger_folder *f);
 

@@ -125,6 +125,11 @@ mt_deliver_close(struct mt_deliver *t)
 		msg_free(t->msgs);
 	while (t->recs != NULL)
 		rec_free(t->recs);
+	while (t->ngfds > 0)
+		close(t->gfds[--t->ngfds]);
+	free(t->gfds);
+	if (t->gev != NULL)
+		event_free(t->gev);
 	t->ops->close(t);
 	target_free(t);
 }
@@ -385,6 +390,13 @@ settle(struct mt_deliver_msg *m, int rc)
 	} else if (m->phase == DL_ENDING) {
 		m->phase = DL_PREPARED;
 		m->status = MT_DELIVER_OK;
+		/* A file target's commit is a rename: the output buffer is not
+		 * needed any more, and a batch of prepared messages should
+		 * not hold 64 KiB each. */
+		if (m->t->ops->group) {
+			free(m->obuf);
+			m->obuf = NULL;
+		}
 	} else {
 		m->phase = DL_DONE;
 		m->status = MT_DELIVER_OK;
@@ -614,4 +626,50 @@ mt_deliver_make_key(char *buf, size_t size, const char *account,
 	for (i = 0; i < 8; i++, n += 2)
 		snprintf(buf + n, 3, "%02x", md[i]);
 	return 0;
+}
+
+unsigned
+mt_deliver_batch_max(const struct mt_deliver *t)
+{
+	return t->ops->batch > 0 ? t->ops->batch : 1;
+}
+
+static void
+group_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct mt_deliver *t = arg;
+	char reason[MT_DELIVER_REASON_MAX] = "";
+	enum mt_deliver_status st;
+	mt_deliver_group_fn *cb = t->gcb;
+
+	(void)fd;
+	(void)what;
+	st = dl_group_sync(t, reason, sizeof(reason));
+	if (st != MT_DELIVER_OK)
+		mt_log_c(&t->log, st == MT_DELIVER_TEMPFAIL ? MT_LOG_WARNING :
+		    MT_LOG_ERR, "%s", reason);
+	t->gcb = NULL;
+	cb(t->garg, st, st == MT_DELIVER_OK ? NULL : reason);
+}
+
+int
+mt_deliver_group_begin(struct mt_deliver *t)
+{
+	if (!t->ops->group || (t->gev == NULL &&
+	    (t->gev = evtimer_new(t->base, group_fire, t)) == NULL))
+		return -1;
+	t->grouping = 1;
+	return 0;
+}
+
+void
+mt_deliver_group_sync(struct mt_deliver *t, mt_deliver_group_fn *cb,
+    void *arg)
+{
+	struct timeval zero = { 0, 0 };
+
+	t->grouping = 0;
+	t->gcb = cb;
+	t->garg = arg;
+	evtimer_add(t->gev, &zero);
 }

@@ -201,4 +201,6 @@ const struct dl_ops mt_deliver_dir_ops = {
 	.discard = dir_discard,
 	.lf = 0,
 	.quote = 0,
+	.batch = 64,
+	.group = 1,
 };

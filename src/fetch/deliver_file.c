@@ -191,7 +191,67 @@ dl_stage_open(struct mt_deliver_msg *m, int dfd, const char *dir,
 	return -1;
 }
 
-/* Steps 3: data and staging entry durable. */
+void
+dl_group_add_dir(struct mt_deliver *t, int dfd)
+{
+	size_t i;
+
+	for (i = 0; i < t->ngdirs; i++)
+		if (t->gdirs[i] == dfd)
+			return;
+	if (t->ngdirs < sizeof(t->gdirs) / sizeof(t->gdirs[0]))
+		t->gdirs[t->ngdirs++] = dfd;
+	else
+		fsync(dfd);	/* not expected: targets have few folders */
+}
+
+void
+dl_group_add_fd(struct mt_deliver *t, int fd)
+{
+	int *v;
+
+	if (t->ngfds == t->capgfds) {
+		size_t cap = t->capgfds ? 2 * t->capgfds : 16;
+
+		if ((v = realloc(t->gfds, cap * sizeof(*v))) == NULL) {
+			/* No room to wait: sync it now (the group still
+			 * reports errors through close). */
+			fdatasync(fd);
+			close(fd);
+			return;
+		}
+		t->gfds = v;
+		t->capgfds = cap;
+	}
+	t->gfds[t->ngfds++] = fd;
+}
+
+enum mt_deliver_status
+dl_group_sync(struct mt_deliver *t, char *reason, size_t size)
+{
+	enum mt_deliver_status st = MT_DELIVER_OK;
+	size_t i;
+
+	for (i = 0; i < t->ngfds; i++) {
+		if ((fdatasync(t->gfds[i]) == -1 || close(t->gfds[i]) == -1) &&
+		    st == MT_DELIVER_OK) {
+			st = dl_classify(errno);
+			snprintf(reason, size, "%s: cannot sync a message file: "
+			    "%s", t->spec, strerror(errno));
+		}
+	}
+	for (i = 0; i < t->ngdirs; i++) {
+		if (fsync(t->gdirs[i]) == -1 && st == MT_DELIVER_OK) {
+			st = dl_classify(errno);
+			snprintf(reason, size, "%s: cannot sync a folder: %s",
+			    t->spec, strerror(errno));
+		}
+	}
+	t->ngfds = t->ngdirs = 0;
+	return st;
+}
+
+/* Steps 3: data and staging entry durable (or left to the group). */
 int
 dl_stage_prepare(struct mt_deliver_msg *m, int dfd, const char *dir)
 {
@@ -200,6 +260,13 @@ dl_stage_prepare(struct mt_deliver_msg *m, int dfd, const char *dir)
 	if (dl_flush(m) == -1)
 		return -1;
 	m->fd = -1;
+	if (m->t->grouping) {
+		/* Start the write-back now; the group waits for it once. */
+		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		dl_group_add_fd(m->t, fd);
+		dl_group_add_dir(m->t, dfd);
+		return 0;
+	}
 	if (fdatasync(fd) == -1) {
 		dl_fail(m, errno, "cannot sync %s", m->where);
 		close(fd);
@@ -255,6 +322,10 @@ dl_stage_commit(struct mt_deliver_msg *m, int tmpdfd, const char *tmp,
 		mt_log_c(&m->t->log, MT_LOG_NOTICE, "message %s: %s/%s exists "
 		    "already; not delivering it twice", m->uid, finaldir, final);
 		unlinkat(tmpdfd, tmp, 0);
+	}
+	if (m->t->grouping) {
+		dl_group_add_dir(m->t, finaldfd);
+		return 0;
 	}
 	if (fsync(finaldfd) == -1) {
 		dl_fail(m, errno, "cannot sync %s", finaldir);

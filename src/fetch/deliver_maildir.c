@@ -294,4 +294,6 @@ const struct dl_ops mt_deliver_maildir_ops = {
 	.discard = md_discard,
 	.lf = 1,
 	.quote = 0,
+	.batch = 64,
+	.group = 1,
 };

@@ -109,6 +109,13 @@ struct dl_ops {
 	int (*discard)(struct mt_deliver *t, const char *token);
 	int (*write)(struct mt_deliver_msg *m, const char *p, size_t n);
 	int lf, quote;			/* the transform this target wants */
+	/*
+	 * How many messages may wait ended (between end and commit) at once;
+	 * 0 means 1 (a target that holds a lock or a connection from end to
+	 * commit).
+	 */
+	unsigned batch;
+	int group;			/* supports mt_deliver_group_begin() */
 };
 
 struct mt_deliver {
@@ -122,6 +129,15 @@ struct mt_deliver {
 	struct mt_deliver_msg *msgs;
 	struct dl_rec *recs;
 	void *priv;
+	/* Group sync: what ends and commits left for one sync. */
+	int grouping;
+	int *gfds;			/* ended files: fdatasync, close */
+	size_t ngfds, capgfds;
+	int gdirs[4];			/* directories to fsync (not owned) */
+	size_t ngdirs;
+	struct event *gev;
+	mt_deliver_group_fn *gcb;
+	void *garg;
 };
 
 extern const struct dl_ops mt_deliver_maildir_ops;
@@ -190,5 +206,11 @@ int dl_stage_open(struct mt_deliver_msg *m, int dfd, const char *dir,
 int dl_stage_prepare(struct mt_deliver_msg *m, int dfd, const char *dir);
 int dl_stage_commit(struct mt_deliver_msg *m, int tmpdfd, const char *tmp,
     int finaldfd, const char *finaldir, const char *final);
+/* Group sync: leave fd (ended) or a directory's fsync to the group. */
+void dl_group_add_fd(struct mt_deliver *t, int fd);
+void dl_group_add_dir(struct mt_deliver *t, int dfd);
+/* Do the group's syncs now; MT_DELIVER_OK or a status with reason. */
+enum mt_deliver_status dl_group_sync(struct mt_deliver *t, char *reason,
+    size_t size);
 
 #endif

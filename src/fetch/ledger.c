@@ -202,6 +202,14 @@ mt_ledger_folder(struct mt_ledger *l, enum mt_ledger_kind kind,
 	return f;
 }
 
+int
+mt_ledger_folder_known(const struct mt_ledger *l, enum mt_ledger_kind kind,
+    const char *name)
+{
+	return find_folder(l, kind, kind == MT_LEDGER_POP3 || name == NULL ?
+	    "" : name) != NULL;
+}
+
 const char *
 mt_ledger_folder_name(const struct mt_ledger_folder *f)
 {

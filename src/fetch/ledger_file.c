@@ -295,10 +295,12 @@ lock_account(struct mt_ledger *l, int flags, unsigned timeout_ms,
 		    (t1.tv_nsec - t0.tv_nsec) / 1000000;
 		if (!(flags & MT_LEDGER_WAIT) ||
 		    (timeout_ms > 0 && waited >= (long)timeout_ms)) {
-			mt_log_c(&l->log, MT_LOG_ERR, "account %s is busy: "
-			    "another fetch (pid %ld) holds %s/lock%s",
-			    l->account, lock_holder(l->lock_fd), l->dir,
-			    (flags & MT_LEDGER_WAIT) ? " (gave up waiting)" : "");
+			if (!(flags & MT_LEDGER_QUIET))
+				mt_log_c(&l->log, MT_LOG_ERR, "account %s is busy: "
+				    "another fetch (pid %ld) holds %s/lock%s",
+				    l->account, lock_holder(l->lock_fd), l->dir,
+				    (flags & MT_LEDGER_WAIT) ?
+				    " (gave up waiting)" : "");
 			*err = MT_LEDGER_EBUSY;
 			return -1;
 		}

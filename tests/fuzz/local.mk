@@ -53,3 +53,8 @@ FUZZ_HARNESSES += tests/fuzz/fuzz_smtp
 tests_fuzz_fuzz_smtp_SOURCES = tests/fuzz/fuzz_smtp.c
 tests_fuzz_fuzz_smtp_LDADD = $(MT_LIBS)
 tests_fuzz_fuzz_smtp_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
+# fetch: header scanner, INTERNALDATE, mailbox names (fuzz_fetch_hdr.c).
+FUZZ_HARNESSES += tests/fuzz/fuzz_fetch_hdr
+tests_fuzz_fuzz_fetch_hdr_SOURCES = tests/fuzz/fuzz_fetch_hdr.c
+tests_fuzz_fuzz_fetch_hdr_LDADD = $(MT_LIBS)
+tests_fuzz_fuzz_fetch_hdr_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)

@@ -38,9 +38,17 @@ INTEGRATION_TESTS += tests/integration/test_package.py
 # STARTTLS: real servers, then one scripted hostile server per rule.
 INTEGRATION_TESTS += tests/integration/test_tunnel_starttls.py \
 	tests/integration/test_tunnel_starttls_hostile.py
+# fetch: real Dovecot (contents, policies), kill -9 proof, hostile servers.
+INTEGRATION_TESTS += tests/integration/test_fetch_mail.py
+INTEGRATION_TESTS += tests/integration/test_fetch_crash.py
+INTEGRATION_TESTS += tests/integration/test_fetch_hostile.py
+INTEGRATION_TESTS += tests/integration/test_fetch_policy.py
+EXTRA_DIST += tests/integration/fetchlib.py
 # Delivery to commands, SMTP and LMTP servers, through a fetcher stand-in.
 check_PROGRAMS += tests/integration/deliver_driver
 tests_integration_deliver_driver_SOURCES = tests/integration/deliver_driver.c
 tests_integration_deliver_driver_LDADD = $(MT_LIBS)
 INTEGRATION_TESTS += tests/integration/test_deliver_remote.py
 INTEGRATION_TESTS += tests/integration/test_deliver_remote_hostile.py
+# fetch into commands, SMTP and LMTP (the asynchronous targets).
+INTEGRATION_TESTS += tests/integration/test_fetch_targets.py

@@ -82,6 +82,16 @@ tests_unit_test_starttls_SOURCES = tests/unit/test_starttls.c
 tests_unit_test_starttls_LDADD = $(UNIT_LDADD)
 tests_unit_test_starttls_CFLAGS = $(UNIT_CFLAGS)
 endif
+# fetch: the job's pure pieces and its secrets.
+if HAVE_CMOCKA
+UNIT_TESTS += tests/unit/test_fetch tests/unit/test_fetch_cmd
+tests_unit_test_fetch_SOURCES = tests/unit/test_fetch.c
+tests_unit_test_fetch_LDADD = $(UNIT_LDADD)
+tests_unit_test_fetch_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_fetch_cmd_SOURCES = tests/unit/test_fetch_cmd.c
+tests_unit_test_fetch_cmd_LDADD = $(UNIT_LDADD)
+tests_unit_test_fetch_cmd_CFLAGS = $(UNIT_CFLAGS)
+endif
 # fetch: command, SMTP and LMTP delivery targets
 if HAVE_CMOCKA
 UNIT_TESTS += tests/unit/test_deliver_mda
@@ -103,4 +113,12 @@ tests_unit_test_deliver_mda_poll_SOURCES = tests/unit/test_deliver_mda.c \
 	tests/unit/test_deliver_util.h
 tests_unit_test_deliver_mda_poll_LDADD = $(UNIT_LDADD)
 tests_unit_test_deliver_mda_poll_CFLAGS = $(UNIT_CFLAGS) -DMT_TEST_NO_PIDFD
+endif
+# fetch: group syncs and batch sizes of the targets, the ledger's quiet lock.
+if HAVE_CMOCKA
+UNIT_TESTS += tests/unit/test_fetch_group
+tests_unit_test_fetch_group_SOURCES = tests/unit/test_fetch_group.c \
+	tests/unit/test_deliver_util.h
+tests_unit_test_fetch_group_LDADD = $(UNIT_LDADD)
+tests_unit_test_fetch_group_CFLAGS = $(UNIT_CFLAGS)
 endif
