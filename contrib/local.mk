@@ -30,7 +30,7 @@ uninstall-mailtunnel-conf:
 
 .PHONY: install-mailtunnel-conf uninstall-mailtunnel-conf
 
-dist_doc_DATA = README.md
+dist_doc_DATA = README.md doc/exactly-once.md
 mtexamplesdir = $(docdir)/examples
 mtexamples_DATA = etc/mailtunnel.conf
 EXTRA_DIST += etc/mailtunnel.conf

@@ -315,6 +315,12 @@ handler(void *user, const char *section, const char *name, const char *value)
 			include_dir(ld, value);
 		return 1;
 	}
+	if (ld->svc == NULL && (opt->flags & MT_OPT_SECTION)) {
+		config_problem(ld, 1, "%s: belongs in a [section] (it makes the "
+		    "section a fetch service), not in the global section",
+		    opt->name);
+		return 1;
+	}
 	if (ld->svc != NULL && opt->scope == MT_SCOPE_GLOBAL) {
 		config_problem(ld, 1, "[%s] %s: a global option; move it above "
 		    "the first [section]", ld->svc->name, opt->name);
@@ -368,88 +374,6 @@ load_file(struct load *ld, const char *path)
 	return 0;
 }
 
-/* ---- after reading: checks that need the whole file ---- */
-
-static void
-service_problem(struct load *ld, const struct mt_service_conf *svc,
-    const char *option, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void
-service_problem(struct load *ld, const struct mt_service_conf *svc,
-    const char *option, const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	mt_config_report_add(ld->report, svc->file,
-	    option ? mt_service_conf_line(svc, option) : svc->line, 1,
-	    "[%s] %s", svc->name, msg);
-}
-
-static int
-same_accept(const struct mt_hostport *a, const struct mt_hostport *b)
-{
-	if (a->port == NULL || b->port == NULL || strcmp(a->port, b->port))
-		return 0;
-	if (a->host == NULL || b->host == NULL)
-		return 1;	/* a wildcard overlaps every address */
-	return strcasecmp(a->host, b->host) == 0;
-}
-
-static void
-validate_service(struct load *ld, size_t k)
-{
-	struct mt_service_conf *svc = ld->cfg->services[k];
-	size_t i;
-
-	if (!svc->client)
-		service_problem(ld, svc, NULL, "is a server-mode service in "
-		    "stunnel terms (no 'client = yes'); mailtunnel supports "
-		    "client mode: add 'client = yes'");
-	if (svc->accept.port == NULL)
-		service_problem(ld, svc, NULL, "no 'accept' address: where "
-		    "should plaintext clients connect? (accept = "
-		    "127.0.0.1:PORT)");
-	if (svc->nconnect == 0)
-		service_problem(ld, svc, NULL, "no 'connect' target: which TLS "
-		    "server should it reach? (connect = HOST:PORT)");
-	if (svc->tls.version_max != 0 &&
-	    svc->tls.version_max < svc->tls.version_min)
-		service_problem(ld, svc, "sslVersionMax", "sslVersionMax is "
-		    "below sslVersionMin");
-	mt_config_check_protocol(ld->report, svc);
-	for (i = 0; i < k; i++) {
-		struct mt_service_conf *o = ld->cfg->services[i];
-
-		if (strcasecmp(o->name, svc->name) == 0)
-			service_problem(ld, svc, NULL, "defined twice (first "
-			    "at %s:%u)", o->file, o->line);
-		else if (same_accept(&o->accept, &svc->accept))
-			service_problem(ld, svc, "accept", "accept = %s%s%s "
-			    "is already used by [%s]",
-			    svc->accept.host ? svc->accept.host : "",
-			    svc->accept.host ? ":" : "", svc->accept.port,
-			    o->name);
-	}
-}
-
-static void
-validate(struct load *ld)
-{
-	size_t k;
-
-	for (k = 0; k < ld->cfg->nservices; k++)
-		validate_service(ld, k);
-	if (ld->cfg->nservices == 0)
-		mt_config_report_add(ld->report, ld->cfg->path, 0, 0,
-		    "no services defined: mailtunnel will wait for a reload "
-		    "(SIGHUP) with a [section]");
-}
-
 /* ---- entry points ---- */
 
 static struct mt_config *
@@ -477,7 +401,7 @@ load_end(struct load *ld)
 	if (ld->nomem)
 		mt_config_report_add(ld->report, NULL, 0, 1, "out of memory");
 	else if (ld->report->errors == 0)
-		validate(ld);
+		mt_config_validate(ld->cfg, ld->report);
 	if (ld->report->errors > 0) {
 		mt_config_free(ld->cfg);
 		return NULL;

@@ -50,6 +50,9 @@ enum mt_opt_flag {
 	MT_OPT_ACCUMULATE = 4,		/* REPEAT that adds to inherited values
 					   instead of replacing them */
 	MT_OPT_INCLUDE = 8,		/* include = DIR, read by the loader */
+	MT_OPT_TUNNEL = 16,		/* meaningful for tunnels only */
+	MT_OPT_FETCH = 32,		/* meaningful for fetch services only */
+	MT_OPT_SECTION = 64,		/* not in the global section */
 };
 
 struct mt_option;
@@ -119,6 +122,11 @@ mt_optset_has(const struct mt_optset *s, size_t i)
 	return (s->bits[i / 64] >> (i % 64)) & 1;
 }
 
+/* ---- checks after loading (config_validate.c) ---- */
+
+/* Checks that need the whole file; problems go to report. */
+void mt_config_validate(struct mt_config *cfg, struct mt_config_report *report);
+
 /* ---- value types (config_types.c) ---- */
 
 extern const struct mt_opt_type mt_type_bool;
@@ -144,6 +152,12 @@ extern const struct mt_opt_type mt_type_sockopt;
 extern const struct mt_opt_type mt_type_retry;
 extern const struct mt_opt_type mt_type_failover;
 extern const struct mt_opt_type mt_type_unsupported;
+extern const struct mt_opt_type mt_type_fetch_url;
+extern const struct mt_opt_type mt_type_deliver;
+extern const struct mt_opt_type mt_type_size;
+extern const struct mt_opt_type mt_type_keep;
+extern const struct mt_opt_type mt_type_first_run;
+extern const struct mt_opt_type mt_type_auth;
 extern const struct mt_opt_type mt_type_protocol;	/* config_proto_types.c */
 extern const struct mt_opt_type mt_type_ehlo_name;
 

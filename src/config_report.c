@@ -69,16 +69,17 @@ mt_config_report_free(struct mt_config_report *report)
 	memset(report, 0, sizeof(*report));
 }
 
+/* skip: options of the other kind of service (0 for globals). */
 static void
-dump_scope(const void *obj, unsigned scope, FILE *out)
+dump_scope(const void *obj, unsigned scope, unsigned skip, FILE *out)
 {
 	size_t i;
 
 	for (i = 0; i < mt_options_count; i++) {
 		const struct mt_option *opt = &mt_options[i];
 
-		if (opt->scope == scope &&
-		    !(opt->flags & (MT_OPT_UNSUPPORTED | MT_OPT_INCLUDE)))
+		if (opt->scope == scope && !(opt->flags & (MT_OPT_UNSUPPORTED |
+		    MT_OPT_INCLUDE | skip)))
 			opt->type->print(opt, obj, out);
 	}
 }
@@ -90,10 +91,13 @@ mt_config_dump(const struct mt_config *cfg, FILE *out)
 
 	fprintf(out, "; effective configuration of %s (defaults included)\n",
 	    cfg->path);
-	dump_scope(cfg, MT_SCOPE_GLOBAL, out);
+	dump_scope(cfg, MT_SCOPE_GLOBAL, 0, out);
 	for (i = 0; i < cfg->nservices; i++) {
-		fprintf(out, "\n[%s]\n", cfg->services[i]->name);
-		dump_scope(cfg->services[i], MT_SCOPE_SERVICE, out);
+		const struct mt_service_conf *svc = cfg->services[i];
+
+		fprintf(out, "\n[%s]\n", svc->name);
+		dump_scope(svc, MT_SCOPE_SERVICE, svc->kind == MT_SERVICE_FETCH ?
+		    MT_OPT_TUNNEL : MT_OPT_FETCH, out);
 	}
 }
 

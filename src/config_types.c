@@ -230,7 +230,8 @@ path_parse(const struct mt_option *opt, void *obj, const char *value,
 {
 	char buf[4096];
 
-	if (value[0] == '/' || where->base_dir == NULL)
+	if (value[0] == '/' || where->base_dir == NULL ||
+	    strcmp(where->base_dir, ".") == 0)
 		return set_string(opt, obj, value, where);
 	if ((size_t)snprintf(buf, sizeof(buf), "%s/%s", where->base_dir,
 	    value) >= sizeof(buf)) {

@@ -106,22 +106,28 @@ setup_log(const struct mt_config *cfg, int foreground)
 	return 0;
 }
 
-/* Use the hard limit: each tunnel holds two descriptors. */
+/*
+ * Use the hard limit. Each tunnel holds two descriptors; a quarter of the
+ * limit (at most 128) stays for listeners, logs, resolvers and fetches, so
+ * the connection cap is reached before descriptors run out.
+ */
 static size_t
 raise_nofile(void)
 {
 	struct rlimit rl;
+	rlim_t reserve;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
-		return 500;
+		return 256;
 	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max > (1 << 20) ? (1 << 20) : rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 		getrlimit(RLIMIT_NOFILE, &rl);
 	}
-	if (rl.rlim_cur < 256)
-		return 64;
-	return (size_t)(rl.rlim_cur - 128) / 2;
+	reserve = rl.rlim_cur / 4 < 128 ? rl.rlim_cur / 4 : 128;
+	if (rl.rlim_cur <= reserve + 2)
+		return 1;
+	return (size_t)(rl.rlim_cur - reserve) / 2;
 }
 
 static size_t

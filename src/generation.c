@@ -3,6 +3,8 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -31,6 +33,29 @@ same_addr(const struct mt_sockaddr *a, const struct mt_sockaddr *b)
 	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
 }
 
+static unsigned
+port_of(const struct mt_sockaddr *a)
+{
+	if (a->ss.ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)(const void *)&a->ss)
+		    ->sin_port);
+	return ntohs(((const struct sockaddr_in6 *)(const void *)&a->ss)
+	    ->sin6_port);
+}
+
+/* Whether the previous generation listens on addr's port at all. */
+static int
+port_held(const struct mt_generation *prev, const struct mt_sockaddr *addr)
+{
+	size_t i;
+
+	for (i = 0; prev != NULL && i < prev->nbound; i++)
+		if (prev->bound[i]->addr.ss.ss_family == addr->ss.ss_family &&
+		    port_of(&prev->bound[i]->addr) == port_of(addr))
+			return 1;
+	return 0;
+}
+
 /* An address bound by the previous generation, or a new binding. */
 static struct mt_bound *
 bind_addr(const struct mt_service_conf *conf, const struct mt_sockaddr *addr,
@@ -53,6 +78,14 @@ bind_addr(const struct mt_service_conf *conf, const struct mt_sockaddr *addr,
 			atomic_fetch_add(&b->refs, 1);
 			return b;
 		}
+	}
+	/* Our own sockets on this port would fail the probe: skip it then. */
+	if (!port_held(prev, addr) &&
+	    mt_net_probe_free(addr, err, sizeof(err)) == -1) {
+		mt_config_report_add(report, conf->file,
+		    mt_service_conf_line(conf, "accept"), 1, "[%s] %s",
+		    conf->name, err);
+		return NULL;
 	}
 	if ((b = calloc(1, sizeof(*b) + nworkers * sizeof(int))) == NULL)
 		return NULL;
@@ -168,7 +201,8 @@ mt_generation_build(struct mt_config *cfg, const struct mt_generation *prev,
 	if (report->errors > 0)
 		goto fail;
 	for (i = 0; i < gen->nservices; i++)
-		if (gen_listen(gen, gen->services[i], prev, report) == -1) {
+		if (gen->services[i]->conf->kind == MT_SERVICE_TUNNEL &&
+		    gen_listen(gen, gen->services[i], prev, report) == -1) {
 			*bind_failed = 1;
 			goto fail;
 		}

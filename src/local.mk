@@ -12,6 +12,8 @@ src_libmailtunnel_a_SOURCES = \
 	src/config_types.c \
 	src/config_net_types.c \
 	src/config_tls_types.c \
+	src/config_fetch_types.c \
+	src/config_validate.c \
 	src/net.c \
 	src/stream.c \
 	src/service.c \
@@ -21,6 +23,8 @@ src_libmailtunnel_a_SOURCES = \
 	src/worker.c \
 	src/generation.c \
 	src/daemon.c \
+	src/check.c \
+	src/fetch_service.c \
 	src/daemon_int.h
 src_libmailtunnel_a_SOURCES += src/tls.c src/tls_files.c src/tls_conn.c src/tls_verify.c \
 	src/tls_session.c src/tls_reason.c src/tls_phrase.c src/tls_int.h
@@ -45,7 +49,7 @@ src_libmailtunnel_a_SOURCES += \
 	src/fetch/ledger_file.c \
 	src/fetch/ledger_load.c \
 	src/fetch/ledger_snap.c
-EXTRA_DIST += doc/exactly-once.md
+
 # fetch: delivery targets
 src_libmailtunnel_a_SOURCES += \
 	src/fetch/deliver.c \
@@ -66,9 +70,11 @@ src_libmailtunnel_a_SOURCES += src/starttls_proto.c src/starttls_int.h
 src_libmailtunnel_a_SOURCES += src/tunnel_starttls.c
 # Public headers: listed so that they reach the tarball.
 noinst_HEADERS = \
+	include/mailtunnel/check.h \
 	include/mailtunnel/config.h \
 	include/mailtunnel/deliver.h \
 	include/mailtunnel/daemon.h \
+	include/mailtunnel/fetch_service.h \
 	include/mailtunnel/fetch_url.h \
 	include/mailtunnel/imap_parse.h \
 	include/mailtunnel/ledger.h \
@@ -113,3 +119,14 @@ src_libmailtunnel_a_SOURCES += \
 	include/mailtunnel/fetch.h
 # fetch: the "mailtunnel fetch" subcommand.
 src_mailtunnel_SOURCES += src/fetch_cli.c src/fetch_cli.h
+# Private headers of the fetch delivery and ledger modules.
+src_libmailtunnel_a_SOURCES += src/fetch/deliver_priv.h \
+	src/fetch/deliver_mbox.h src/fetch/ledger_priv.h
+# fetch: command, SMTP and LMTP delivery targets
+src_libmailtunnel_a_SOURCES += src/fetch/deliver_envelope.c
+src_libmailtunnel_a_SOURCES += src/fetch/deliver_mda.c src/fetch/deliver_mda_run.c
+src_libmailtunnel_a_SOURCES += src/fetch/deliver_mda.h
+src_libmailtunnel_a_SOURCES += src/fetch/deliver_smtp.c src/fetch/deliver_smtp_conn.c
+src_libmailtunnel_a_SOURCES += src/fetch/deliver_smtp_proto.c src/fetch/deliver_smtp_parse.c
+src_libmailtunnel_a_SOURCES += src/fetch/deliver_smtp.h
+EXTRA_DIST += doc/delivery-targets.md

@@ -15,11 +15,10 @@
 #include <openssl/crypto.h>
 
 #include "fetch_cli.h"
+#include "mailtunnel/check.h"
 #include "mailtunnel/config.h"
 #include "mailtunnel/daemon.h"
 #include "mailtunnel/log.h"
-#include "mailtunnel/net.h"
-#include "mailtunnel/service.h"
 
 static void
 usage(FILE *out)
@@ -56,53 +55,6 @@ version(void)
 	printf("libevent %s\n", event_get_version());
 }
 
-/*
- * -t: everything start-up does except binding and forking: parse, build
- * the TLS contexts, resolve the accept addresses.
- */
-static int
-check_config(const char *path, int verbose)
-{
-	struct mt_config_report report = { 0 };
-	struct mt_sockaddr *addrs;
-	struct mt_service *svc;
-	struct mt_config *cfg;
-	char err[512];
-	size_t i, n, nservices = 0;
-
-	mt_log_set_level(MT_LOG_WARNING);
-	if ((cfg = mt_config_load(path, &report)) != NULL) {
-		if (verbose)
-			mt_config_dump(cfg, stdout);
-		nservices = cfg->nservices;
-		for (i = 0; i < cfg->nservices; i++) {
-			struct mt_service_conf *conf = cfg->services[i];
-
-			if (mt_net_resolve_listen(&conf->accept, &addrs, &n, err,
-			    sizeof(err)) == 0)
-				free(addrs);
-			else
-				mt_config_report_add(&report, conf->file,
-				    mt_service_conf_line(conf, "accept"), 1,
-				    "[%s] accept: %s", conf->name, err);
-			svc = mt_service_new(mt_config_take_service(cfg, i),
-			    &report);
-			mt_service_unref(svc);
-		}
-	}
-	mt_config_report_print(&report, stderr);
-	if (report.errors > 0)
-		fprintf(stderr, "%s: %zu error%s\n", path, report.errors,
-		    report.errors == 1 ? "" : "s");
-	else
-		fprintf(stderr, "%s: OK (%zu service%s)\n", path, nservices,
-		    nservices == 1 ? "" : "s");
-	n = report.errors;
-	mt_config_report_free(&report);
-	mt_config_free(cfg);
-	return n > 0 ? EX_CONFIG : EX_OK;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -117,10 +69,12 @@ main(int argc, char **argv)
 	};
 	struct mt_daemon_args args = { MT_CONFIG_DEFAULT_PATH, 0 };
 	const char *config = NULL;
-	int c, check = 0, verbose = 0;
+	char *absolute = NULL;
+	int c, rc, check = 0, verbose = 0;
 
 	if (argc > 1 && strcmp(argv[1], "fetch") == 0)
 		return mt_fetch_cli_main(argc - 1, argv + 1);
+
 	while ((c = getopt_long(argc, argv, "c:ftvhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c': config = optarg; break;
@@ -144,6 +98,11 @@ main(int argc, char **argv)
 	if (config != NULL)
 		args.config_path = config;
 	if (check)
-		return check_config(args.config_path, verbose);
-	return mt_daemon_run(&args);
+		return mt_check_config(args.config_path, verbose);
+	/* The daemon changes to / and rereads the file on SIGHUP. */
+	if ((absolute = realpath(args.config_path, NULL)) != NULL)
+		args.config_path = absolute;
+	rc = mt_daemon_run(&args);
+	free(absolute);
+	return rc;
 }

@@ -120,6 +120,38 @@ mt_net_apply_sockopts(int fd, char where, const struct mt_sockopt *opts,
 	return 0;
 }
 
+static void
+bind_error(const char *name, int err, char *buf, size_t size)
+{
+	snprintf(buf, size, "cannot listen on %s: %s%s", name, strerror(err),
+	    err == EACCES ? " (ports below 1024 need root or "
+	    "CAP_NET_BIND_SERVICE)" : err == EADDRINUSE ?
+	    " (another program uses it)" : "");
+}
+
+int
+mt_net_probe_free(const struct mt_sockaddr *addr, char *err, size_t errsz)
+{
+	char name[MT_NET_ADDRSTRLEN];
+	int fd, one = 1, rc = 0;
+
+	fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return 0;	/* mt_net_listen() will say why */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (addr->ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) == -1 &&
+	    errno == EADDRINUSE) {
+		mt_net_format((const struct sockaddr *)&addr->ss, addr->len,
+		    name, sizeof(name));
+		bind_error(name, errno, err, errsz);
+		rc = -1;
+	}
+	close(fd);
+	return rc;
+}
+
 int
 mt_net_listen(const struct mt_sockaddr *addr, int reuseport,
     const struct mt_sockopt *opts, size_t nopts, char *err, size_t errsz)
@@ -148,10 +180,7 @@ mt_net_listen(const struct mt_sockaddr *addr, int reuseport,
 	if (mt_net_apply_sockopts(fd, 'a', opts, nopts, err, errsz) == -1)
 		goto err1;
 	if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) == -1) {
-		snprintf(err, errsz, "cannot listen on %s: %s%s", name,
-		    strerror(errno), errno == EACCES ?
-		    " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" :
-		    errno == EADDRINUSE ? " (another program uses it)" : "");
+		bind_error(name, errno, err, errsz);
 		goto err1;
 	}
 	if (listen(fd, SOMAXCONN) == -1) {

@@ -91,7 +91,9 @@ mt_service_new(struct mt_service_conf *conf, struct mt_config_report *report)
 		goto err0;
 	svc->conf = conf;
 	atomic_init(&svc->refs, 1);
-	if ((svc->targets = targets_new(conf, report)) == NULL)
+	/* A fetch service connects to its URL's host, not to targets. */
+	if (conf->nconnect > 0 &&
+	    (svc->targets = targets_new(conf, report)) == NULL)
 		goto err1;
 	svc->ntargets = conf->nconnect;
 	if ((svc->tls = mt_tls_ctx_new(conf, report)) == NULL)

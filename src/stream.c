@@ -20,6 +20,8 @@
 
 /* Small first chunks are merged up to one TLS record before writing. */
 #define MT_STREAM_RECORD 16384
+/* TLS read-ahead buffer: several records per read(2). */
+#define MT_STREAM_READ_AHEAD (4 * (16384 + 256))
 
 /* ---- a socket BIO that remembers whether the socket is drained ---- */
 
@@ -160,8 +162,10 @@ mt_stream_set_ssl(struct mt_stream *s, SSL *ssl)
 	BIO_set_data(b, s);
 	BIO_set_init(b, 1);
 	SSL_set_bio(ssl, b, b);
-	/* One read(2) takes in whole records, not a header then a body. */
+	/* One read(2) takes in whole records, not a header then a body, and
+	 * up to four of them at a time. */
 	SSL_set_read_ahead(ssl, 1);
+	SSL_set_default_read_buffer_len(ssl, MT_STREAM_READ_AHEAD);
 	s->ssl = ssl;
 	return 0;
 }

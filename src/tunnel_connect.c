@@ -268,7 +268,9 @@ give_up(struct mt_tunnel *t)
 		mt_log_c(&t->log, MT_LOG_ERR, "no server reachable (%zu "
 		    "connect target%s tried); closing the client",
 		    t->svc->ntargets, t->svc->ntargets == 1 ? "" : "s");
-		mt_tunnel_free(t);
+		/* A lingering close: unread client bytes must not turn it
+		 * into a reset. */
+		mt_tunnel_refuse(t, "");
 		return;
 	}
 	/* The last failure that was more than "cannot connect" says most. */

@@ -53,7 +53,8 @@ struct mt_worker {
 	struct listener *listeners;
 	size_t nlisteners;
 	int paused;			/* accepting stopped */
-	int paused_logged;
+	int paused_logged;		/* the cap pause was logged */
+	int starved;			/* accept(2) failing (EMFILE...) */
 	struct event *resume_ev;
 	int draining;
 };
@@ -103,6 +104,11 @@ accepted(struct evconnlistener *lev, evutil_socket_t fd,
 	struct listener *l = arg;
 	struct mt_worker *w = l->w;
 
+	if (w->starved) {
+		mt_log(MT_LOG_NOTICE, "worker %u: accepting clients again (%zu "
+		    "open)", w->index, w->env.count);
+		w->starved = 0;
+	}
 	mt_tunnel_start(&w->env, l->svc, fd, sa, (socklen_t)socklen);
 	if (w->env.count >= w->max_conns && !w->paused) {
 		listeners_enable(w, 0);
@@ -116,7 +122,13 @@ accepted(struct evconnlistener *lev, evutil_socket_t fd,
 static void
 resume_fired(evutil_socket_t fd, short what, void *arg)
 {
-	maybe_resume(arg);
+	struct mt_worker *w = arg;
+
+	/* Try again quietly: one line per episode, not one per retry. */
+	if (w->starved && !w->draining && w->env.count < w->max_conns)
+		listeners_enable(w, 1);
+	else
+		maybe_resume(w);
 }
 
 /* accept(2) failed: out of descriptors or memory must not spin the loop. */
@@ -128,11 +140,11 @@ accept_failed(struct evconnlistener *lev, void *arg)
 	int err = EVUTIL_SOCKET_ERROR();
 	struct timeval tv = { 0, MT_WORKER_EMFILE_PAUSE_MS * 1000 };
 
-	if (!w->paused_logged)
+	if (!w->starved)
 		mt_log(MT_LOG_ERR, "[%s] cannot accept clients: %s; pausing "
 		    "(%zu connections open)", l->svc->conf->name, strerror(err),
 		    w->env.count);
-	w->paused_logged = 1;
+	w->starved = 1;
 	listeners_enable(w, 0);
 	evtimer_add(w->resume_ev, &tv);
 }

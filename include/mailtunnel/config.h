@@ -74,8 +74,12 @@ struct mt_tls_conf {
 };
 
 enum mt_service_kind {
-	MT_SERVICE_TUNNEL = 0,
+	MT_SERVICE_TUNNEL = 0,		/* accept plaintext, connect over TLS */
+	MT_SERVICE_FETCH,		/* "fetch = URL": download mail */
 };
+
+/* keep = forever (the default): never delete on the server. */
+#define MT_KEEP_FOREVER (~0ULL)
 
 /* protocol = ...: the plaintext opening before TLS (STARTTLS). */
 enum mt_protocol {
@@ -116,6 +120,30 @@ struct mt_service_conf {
 	int failover_rr;		/* failover = rr (else prio) */
 	enum mt_protocol protocol;	/* STARTTLS dialogue, or none */
 	char *protocol_host;		/* EHLO name; NULL: the default */
+
+	/* Fetch services. */
+	char *fetch_url;		/* pop3s://user@host, imaps://... */
+	char *deliver;			/* maildir:DIR, dir:DIR, mbox:FILE ... */
+	char *auth;			/* SASL mechanism; NULL: choose */
+	char *password_file;
+	char *password_command;
+	char *token_command;
+	struct mt_strlist folders;	/* IMAP mailboxes; none: INBOX */
+	char *state_dir;
+	unsigned long long interval;	/* seconds between runs */
+	int delete_mail;		/* delete = yes */
+	unsigned long long keep;	/* delete this long after delivery */
+	unsigned long long max_size;	/* bytes; 0: any size */
+	int first_run_new;		/* firstRun = new */
+	/* Options of the delivery target (struct mt_deliver_opts). */
+	char *deliver_recipient;
+	char *deliver_recipient_header;
+	char *deliver_sender;
+	char *deliver_helo;
+	unsigned long long deliver_timeout;	/* seconds; 0: the target's */
+	char *deliver_ca_file;
+	char *deliver_check_host;
+	int deliver_starttls;		/* smtp://, lmtp://: use STARTTLS */
 
 	struct mt_optset set;		/* set in this section */
 	struct mt_optset inherited;	/* taken from the global section */

@@ -3,7 +3,11 @@
  *   maildir:DIR   a Maildir (DIR/{tmp,new,cur} made 0700 when missing)
  *   dir:DIR       one NAME.eml per message, for programs that poll a folder
  *   mbox:FILE     an mboxrd file, locked with FILE.lock and fcntl()
- * Others (commands, SMTP, LMTP) plug in behind the same calls.
+ *   mda:COMMAND   /bin/sh -c COMMAND with the message on stdin
+ *   smtp://HOST[:PORT], smtp+starttls://..., smtps://...
+ *   lmtp:/PATH (unix socket), lmtp://HOST[:PORT], lmtp+starttls://...
+ *                 an internal mail server (doc/delivery-targets.md)
+ * The last two need options (struct mt_deliver_opts, mt_deliver_open_ex).
  *
  * A message goes through two phases so that the ledger can record an
  * intent between them (doc/exactly-once.md):
@@ -27,13 +31,18 @@
  * targets do each step's file work in one go when the loop runs it; only
  * waiting for another program's mbox lock spans several loop turns. An
  * mbox target holds its lock from a successful end until commit or abort:
- * commit (or abort) one message before ending the next.
+ * commit (or abort) one message before ending the next. So does an smtp
+ * or lmtp target, whose one connection carries a message's transaction
+ * from its end until its commit: another message's end waits until then.
  *
  * Input is the message as decoded from the wire (CRLF line endings, dots
  * unstuffed). Maildir and mbox store LF line endings, as local mail tools
  * expect; dir: stores the bytes as received (CRLF, RFC 5322 native), since
- * .eml readers accept that and it keeps the file byte-exact. No target
- * holds a message in memory: it streams to disk through a 64 KiB buffer.
+ * .eml readers accept that and it keeps the file byte-exact. mda: spools
+ * LF, like maildir; SMTP and LMTP send CRLF, dot-stuffed. No target holds a
+ * message in memory: files stream to disk through a 64 KiB buffer, SMTP
+ * and LMTP to the socket, holding at most what the caller feeds beyond its
+ * high-water mark (see mt_deliver_pending()) plus 64 KiB of header.
  */
 #ifndef MAILTUNNEL_DELIVER_H
 #define MAILTUNNEL_DELIVER_H
@@ -45,6 +54,7 @@
 #include "mailtunnel/log.h"
 
 struct event_base;
+struct evdns_base;
 struct mt_deliver;
 struct mt_deliver_msg;
 
@@ -87,10 +97,66 @@ typedef void mt_deliver_verdict_fn(void *arg, enum mt_deliver_verdict verdict,
 typedef void mt_deliver_drain_fn(void *arg);
 
 /*
- * Parse spec and prepare the target; nothing on disk is touched yet (a
- * missing folder is made, or reported, at the first message). On a bad spec
- * returns NULL with the reason in err. log (may be NULL) is copied.
+ * What the command and server targets need from the job's configuration.
+ * Zero (or NULL) means the default given; strings are copied at open. File
+ * targets ignore all of it.
  */
+struct mt_deliver_opts {
+	/*
+	 * Envelope recipient (mda: $RECIPIENT; smtp/lmtp: RCPT TO), one
+	 * address. Used as is when recipient_header is NULL, else as the
+	 * fallback when none of those headers is in the message.
+	 */
+	const char *recipient;
+	/*
+	 * Header fields to take the recipient from, in order of preference,
+	 * separated by commas: "Delivered-To" or "X-Envelope-To,Delivered-To".
+	 * The first field found wins (the topmost, i.e. the latest, of its
+	 * name); only the first 64 KiB of the header block is searched.
+	 * smtp/lmtp refuse to open with neither this nor recipient.
+	 */
+	const char *recipient_header;
+	/*
+	 * Envelope sender (mda: $SENDER; smtp/lmtp: MAIL FROM). NULL: the
+	 * message's Return-Path, else meta->sender, else the null sender <>.
+	 */
+	const char *sender;
+	/* EHLO/LHLO name; NULL: the host name when fully qualified, else an
+	   address literal of our end (mt_starttls_default_ehlo()). */
+	const char *helo_name;
+	/*
+	 * mda: where messages wait before and while the command runs; must
+	 * survive reboots (the fetcher's state directory, not /tmp). Made
+	 * 0700 when missing. Required by mda.
+	 */
+	const char *spool_dir;
+	unsigned mda_timeout_ms;	/* the command's run time; 600000 */
+	/* smtp/lmtp: each wait for the server (connect, a reply, socket
+	   space); 300000. The final reply gets twice that (RFC 5321). */
+	unsigned smtp_timeout_ms;
+	/* smtp+starttls, smtps, lmtp+starttls: trust anchors (PEM); NULL:
+	   the system store. The name checked is the spec's host, or: */
+	const char *tls_ca_file;
+	const char *tls_check_host;
+	/* smtp://, lmtp://HOST: do not use STARTTLS even when offered. */
+	int no_starttls;
+	/* smtp/lmtp: the resolver to use (borrowed; it must outlive the
+	   target); NULL: one of the target's own, made at open when the
+	   host is a name (/etc/resolv.conf and /etc/hosts are read then). */
+	struct evdns_base *dns;
+};
+
+/*
+ * Parse spec and prepare the target; nothing on disk or on the network is
+ * touched yet (a missing folder is made, or reported, and a server
+ * connected, at the first message). On a bad spec (or options it lacks)
+ * returns NULL with the reason in err. log and opts (either may be NULL)
+ * are copied.
+ */
+struct mt_deliver *mt_deliver_open_ex(const char *spec,
+    struct event_base *base, const struct mt_log_ctx *log,
+    const struct mt_deliver_opts *opts, char *err, size_t errsz);
+/* mt_deliver_open_ex() without options. */
 struct mt_deliver *mt_deliver_open(const char *spec, struct event_base *base,
     const struct mt_log_ctx *log, char *err, size_t errsz);
 void mt_deliver_close(struct mt_deliver *t);
@@ -110,8 +176,13 @@ struct mt_deliver_msg *mt_deliver_begin(struct mt_deliver *t,
 int mt_deliver_write(struct mt_deliver_msg *m, const void *buf, size_t len);
 /*
  * Backpressure: bytes accepted but not yet handed on. Stop feeding above
- * your high-water mark; fn runs from the loop once pending falls to lowat.
- * File targets never leave bytes pending.
+ * your high-water mark; fn runs from the loop once pending falls to lowat
+ * (and, with pending 0, when the message fails meanwhile: the next write
+ * says so). The registration stays until replaced; fn runs once each time
+ * pending has risen above lowat and fallen back. File targets and mda
+ * never leave bytes pending; smtp/lmtp do while the server is slower than
+ * the source or the transaction is not open yet, and fail a message whose
+ * caller lets more than 16 MiB pile up.
  */
 size_t mt_deliver_pending(const struct mt_deliver_msg *m);
 void mt_deliver_on_drain(struct mt_deliver_msg *m, size_t lowat,

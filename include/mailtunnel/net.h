@@ -40,6 +40,14 @@ int mt_net_resolve_listen(const struct mt_hostport *hp,
 int mt_net_listen(const struct mt_sockaddr *addr, int reuseport,
     const struct mt_sockopt *opts, size_t nopts, char *err, size_t errsz);
 
+/*
+ * Whether nobody listens on addr yet. SO_REUSEPORT would let a second
+ * program (of the same user) share the port silently, so a new address is
+ * first bound once without it: -1 with err set when that fails.
+ */
+int mt_net_probe_free(const struct mt_sockaddr *addr, char *err,
+    size_t errsz);
+
 /* Apply the options marked where ('a', 'l' or 'r'); -1 with err set. */
 int mt_net_apply_sockopts(int fd, char where, const struct mt_sockopt *opts,
     size_t nopts, char *err, size_t errsz);

@@ -25,6 +25,12 @@ static const struct dl_ops *const targets[] = {
 	&mt_deliver_maildir_ops,
 	&mt_deliver_dir_ops,
 	&mt_deliver_mbox_ops,
+	&mt_deliver_mda_ops,
+	&mt_deliver_smtp_ops,
+	&mt_deliver_smtp_starttls_ops,
+	&mt_deliver_smtps_ops,
+	&mt_deliver_lmtp_ops,
+	&mt_deliver_lmtp_starttls_ops,
 };
 
 static int
@@ -48,12 +54,21 @@ target_free(struct mt_deliver *t)
 	free(t->spec);
 	free(t->log_service);
 	free(t->log_peer);
+	dl_opts_free(&t->opts);
 	free(t);
 }
 
 struct mt_deliver *
 mt_deliver_open(const char *spec, struct event_base *base,
     const struct mt_log_ctx *log, char *err, size_t errsz)
+{
+	return mt_deliver_open_ex(spec, base, log, NULL, err, errsz);
+}
+
+struct mt_deliver *
+mt_deliver_open_ex(const char *spec, struct event_base *base,
+    const struct mt_log_ctx *log, const struct mt_deliver_opts *opts,
+    char *err, size_t errsz)
 {
 	const char *colon = strchr(spec, ':');
 	struct mt_deliver *t;
@@ -68,7 +83,8 @@ mt_deliver_open(const char *spec, struct event_base *base,
 	}
 	if (colon == NULL || i == sizeof(targets) / sizeof(*targets)) {
 		snprintf(err, errsz, "unknown delivery target \"%s\" (expected "
-		    "maildir:DIR, dir:DIR or mbox:FILE)", spec);
+		    "maildir:DIR, dir:DIR, mbox:FILE, mda:COMMAND, "
+		    "smtp://HOST[:PORT] or lmtp:/SOCKET)", spec);
 		return NULL;
 	}
 	if (colon[1] == '\0') {
@@ -76,7 +92,8 @@ mt_deliver_open(const char *spec, struct event_base *base,
 		return NULL;
 	}
 	if ((t = calloc(1, sizeof(*t))) == NULL ||
-	    (t->spec = strdup(spec)) == NULL || copy_log(t, log) == -1) {
+	    (t->spec = strdup(spec)) == NULL || copy_log(t, log) == -1 ||
+	    dl_opts_copy(&t->opts, opts) == -1) {
 		snprintf(err, errsz, "out of memory");
 		goto err1;
 	}
@@ -348,6 +365,8 @@ mt_deliver_write(struct mt_deliver_msg *m, const void *buf, size_t len)
 		return -1;
 	}
 	m->in_bytes += len;
+	if (m->t->ops->write != NULL)
+		return m->t->ops->write(m, buf, len);
 	return dl_xform_write(m, buf, len);
 }
 
@@ -358,6 +377,24 @@ schedule(struct mt_deliver_msg *m, long delay_ms)
 	struct timeval tv = { delay_ms / 1000, (delay_ms % 1000) * 1000 };
 
 	evtimer_add(m->ev, &tv);
+}
+
+/* What an end or commit that returned rc means for the message. */
+static void
+settle(struct mt_deliver_msg *m, int rc)
+{
+	if (rc == -1) {
+		m->terminal = 1;
+		if (!m->failed)
+			dl_fail(m, 0, "delivery failed");
+	} else if (m->phase == DL_ENDING) {
+		m->phase = DL_PREPARED;
+		m->status = MT_DELIVER_OK;
+	} else {
+		m->phase = DL_DONE;
+		m->status = MT_DELIVER_OK;
+		m->terminal = 1;
+	}
 }
 
 /* Call the target's end or commit; 0 when it is settled. */
@@ -376,43 +413,49 @@ run_op(struct mt_deliver_msg *m)
 		schedule(m, DL_RETRY_MS);
 		return DL_AGAIN;
 	}
-	if (rc == -1) {
-		m->terminal = 1;
-		if (!m->failed)
-			dl_fail(m, 0, "delivery failed");
-	} else if (m->phase == DL_ENDING) {
-		m->phase = DL_PREPARED;
-		m->status = MT_DELIVER_OK;
-	} else {
-		m->phase = DL_DONE;
-		m->status = MT_DELIVER_OK;
-		m->terminal = 1;
-	}
+	if (rc == DL_WAIT)
+		return DL_WAIT;
+	settle(m, rc);
 	return 0;
+}
+
+/* Hand the settled result to the caller. */
+static void
+report(struct mt_deliver_msg *m)
+{
+	mt_deliver_result_fn *cb = m->cb;
+	void *cbarg = m->cbarg;
+	int ok = (m->status == MT_DELIVER_OK), terminal = m->terminal;
+
+	m->cb = NULL;
+	/* After a non-terminal callback the handle is the caller's again. */
+	cb(cbarg, m->status, (ok && !terminal) ? m->token : NULL,
+	    ok ? NULL : m->reason);
+	if (terminal)
+		msg_free(m);
 }
 
 static void
 fire(evutil_socket_t fd, short what, void *arg)
 {
 	struct mt_deliver_msg *m = arg;
-	mt_deliver_result_fn *cb;
-	void *cbarg;
-	int ok, terminal;
 
 	(void)fd;
 	(void)what;
-	if (m->cb == NULL || run_op(m) == DL_AGAIN)
+	if (m->cb == NULL || run_op(m) != 0)
 		return;
-	cb = m->cb;
-	cbarg = m->cbarg;
-	m->cb = NULL;
-	ok = (m->status == MT_DELIVER_OK);
-	terminal = m->terminal;
-	/* After a non-terminal callback the handle is the caller's again. */
-	cb(cbarg, m->status, (ok && !terminal) ? m->token : NULL,
-	    ok ? NULL : m->reason);
-	if (terminal)
-		msg_free(m);
+	report(m);
+}
+
+void
+dl_settle(struct mt_deliver_msg *m, int rc)
+{
+	if (m->cb == NULL)
+		return;
+	if (rc == -1 && !m->failed)
+		dl_fail(m, 0, "delivery failed");
+	settle(m, m->failed ? -1 : rc);
+	report(m);
 }
 
 void

@@ -89,9 +89,13 @@ struct dl_rec {
 /*
  * A target. Operations return 0 when done, DL_AGAIN to be called again
  * after DL_RETRY_MS (waiting for a lock), -1 when they failed (after
- * dl_fail()). end sets m->token; recover sets r->verdict.
+ * dl_fail()). end sets m->token; recover sets r->verdict. end and commit
+ * may also return DL_WAIT: the target settles them later, from an event
+ * of its own, with dl_settle(m, 0 or -1). write, when set, takes the bytes
+ * of mt_deliver_write() instead of the transform into m->fd.
  */
 #define DL_AGAIN 1
+#define DL_WAIT 2
 struct dl_ops {
 	const char *scheme;
 	int (*open)(struct mt_deliver *t, const char *arg, char *err,
@@ -103,6 +107,7 @@ struct dl_ops {
 	void (*release)(struct mt_deliver_msg *m);	/* abort/free */
 	int (*recover)(struct dl_rec *r);
 	int (*discard)(struct mt_deliver *t, const char *token);
+	int (*write)(struct mt_deliver_msg *m, const char *p, size_t n);
 	int lf, quote;			/* the transform this target wants */
 	/*
 	 * How many messages may wait ended (between end and commit) at once;
@@ -120,6 +125,7 @@ struct mt_deliver {
 	char *log_service, *log_peer;
 	struct mt_log_ctx log;
 	unsigned lock_timeout_ms;
+	struct mt_deliver_opts opts;	/* strings owned (deliver_envelope.c) */
 	struct mt_deliver_msg *msgs;
 	struct dl_rec *recs;
 	void *priv;
@@ -137,6 +143,12 @@ struct mt_deliver {
 extern const struct dl_ops mt_deliver_maildir_ops;
 extern const struct dl_ops mt_deliver_dir_ops;
 extern const struct dl_ops mt_deliver_mbox_ops;
+extern const struct dl_ops mt_deliver_mda_ops;
+extern const struct dl_ops mt_deliver_smtp_ops;
+extern const struct dl_ops mt_deliver_smtp_starttls_ops;
+extern const struct dl_ops mt_deliver_smtps_ops;
+extern const struct dl_ops mt_deliver_lmtp_ops;
+extern const struct dl_ops mt_deliver_lmtp_starttls_ops;
 
 /*
  * deliver.c. dl_fail(): the message failed because of errno err (its
@@ -146,6 +158,8 @@ void dl_fail(struct mt_deliver_msg *m, int err, const char *fmt, ...)
     MT_PRINTF(3, 4);
 void dl_verdict(struct dl_rec *r, enum mt_deliver_verdict v, int err,
     const char *fmt, ...) MT_PRINTF(4, 5);
+/* End or commit that returned DL_WAIT is over: rc 0 or -1 (after dl_fail). */
+void dl_settle(struct mt_deliver_msg *m, int rc);
 int dl_put(struct mt_deliver_msg *m, const char *p, size_t n);
 int dl_flush(struct mt_deliver_msg *m);
 long dl_elapsed_ms(const struct timespec *since);
@@ -153,6 +167,32 @@ long dl_elapsed_ms(const struct timespec *since);
 /* deliver_xform.c */
 int dl_xform_write(struct mt_deliver_msg *m, const char *p, size_t n);
 int dl_xform_finish(struct mt_deliver_msg *m);
+
+/* deliver_envelope.c: options, and the envelope found in the header */
+#define DL_HDR_MAX	65536		/* header bytes searched */
+#define DL_ADDR_MAX	320		/* one address, without <> */
+int dl_opts_copy(struct mt_deliver_opts *dst,
+    const struct mt_deliver_opts *src);
+void dl_opts_free(struct mt_deliver_opts *o);
+/* The first DL_HDR_MAX bytes of a message, up to its empty line. */
+struct dl_hdr {
+	char *buf;			/* NULL until the first byte */
+	size_t len;
+	int done;			/* the empty line, or the cap, was seen */
+};
+int dl_hdr_feed(struct dl_hdr *h, const char *p, size_t n);
+void dl_hdr_free(struct dl_hdr *h);
+int dl_hdr_field(const char *hdr, size_t len, const char *name, char *out,
+    size_t outsz);
+int dl_addr_parse(const char *value, char *out, size_t outsz);
+int dl_addr_option(const char *value, char *out, size_t outsz);
+struct dl_envelope {
+	char sender[DL_ADDR_MAX + 1];	/* "" is the null sender */
+	char rcpt[DL_ADDR_MAX + 1];	/* "": none found */
+	char rcpt_from[64];		/* "configuration" or a header name */
+};
+void dl_envelope_find(const struct mt_deliver_opts *o, const char *meta_sender,
+    const struct dl_hdr *h, struct dl_envelope *e);
 
 /* deliver_file.c: helpers shared by the file targets */
 int dl_mkdir(const char *path);

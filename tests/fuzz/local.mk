@@ -5,7 +5,9 @@ FUZZ_HARNESSES = \
 	tests/fuzz/fuzz_pop3 \
 	tests/fuzz/fuzz_imap \
 	tests/fuzz/fuzz_url \
-	tests/fuzz/fuzz_sasl
+	tests/fuzz/fuzz_sasl \
+	tests/fuzz/fuzz_starttls \
+	tests/fuzz/fuzz_config
 FUZZ_SMOKE_SECONDS = 10
 EXTRA_DIST += tests/fuzz/smoke.sh tests/fuzz/corpus tests/fuzz/imap.dict \
 	tests/fuzz/pop3.dict tests/fuzz/url.dict
@@ -29,6 +31,12 @@ tests_fuzz_fuzz_url_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
 tests_fuzz_fuzz_sasl_SOURCES = tests/fuzz/fuzz_sasl.c
 tests_fuzz_fuzz_sasl_LDADD = $(MT_LIBS)
 tests_fuzz_fuzz_sasl_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
+tests_fuzz_fuzz_starttls_SOURCES = tests/fuzz/fuzz_starttls.c
+tests_fuzz_fuzz_starttls_LDADD = $(MT_LIBS)
+tests_fuzz_fuzz_starttls_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
+tests_fuzz_fuzz_config_SOURCES = tests/fuzz/fuzz_config.c
+tests_fuzz_fuzz_config_LDADD = $(MT_LIBS)
+tests_fuzz_fuzz_config_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
 
 .PHONY: fuzz-smoke
 if ENABLE_FUZZING
@@ -40,10 +48,8 @@ fuzz-smoke:
 	@echo "fuzz-smoke: run ./configure --enable-fuzzing CC=clang first" >&2
 	@exit 1
 endif
-# STARTTLS state machines (tests/fuzz/fuzz_starttls.c).
-if ENABLE_FUZZING
-noinst_PROGRAMS += tests/fuzz/fuzz_starttls
-tests_fuzz_fuzz_starttls_SOURCES = tests/fuzz/fuzz_starttls.c
-tests_fuzz_fuzz_starttls_LDADD = $(MT_LIBS)
-tests_fuzz_fuzz_starttls_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
-endif
+# smtp/lmtp delivery: replies, the DATA transform, the header block.
+FUZZ_HARNESSES += tests/fuzz/fuzz_smtp
+tests_fuzz_fuzz_smtp_SOURCES = tests/fuzz/fuzz_smtp.c
+tests_fuzz_fuzz_smtp_LDADD = $(MT_LIBS)
+tests_fuzz_fuzz_smtp_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)

@@ -5,7 +5,8 @@ INTEGRATION_TESTS += tests/integration/test_fixtures.py \
 	tests/integration/test_tunnel_stream.py \
 	tests/integration/test_tunnel_failover.py \
 	tests/integration/test_daemon_lifecycle.py \
-	tests/integration/test_user_configs.py
+	tests/integration/test_user_configs.py \
+	tests/integration/test_tunnel_limits.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS)
 # The fixture library the tests import, its documentation and the helper
@@ -37,3 +38,9 @@ INTEGRATION_TESTS += tests/integration/test_package.py
 # STARTTLS: real servers, then one scripted hostile server per rule.
 INTEGRATION_TESTS += tests/integration/test_tunnel_starttls.py \
 	tests/integration/test_tunnel_starttls_hostile.py
+# Delivery to commands, SMTP and LMTP servers, through a fetcher stand-in.
+check_PROGRAMS += tests/integration/deliver_driver
+tests_integration_deliver_driver_SOURCES = tests/integration/deliver_driver.c
+tests_integration_deliver_driver_LDADD = $(MT_LIBS)
+INTEGRATION_TESTS += tests/integration/test_deliver_remote.py
+INTEGRATION_TESTS += tests/integration/test_deliver_remote_hostile.py

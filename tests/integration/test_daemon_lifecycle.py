@@ -124,6 +124,22 @@ def daemon_cases(t, pki, echo):
             fail(r.stderr.decode())
 
 
+def sharing_cases(t, pki, echo):
+    port = t.port()
+    first = Mailtunnel(t, service("one", port, echo.port, pki),
+                       name="first").start(wait_ports=[port])
+    with t.case("a second daemon on the same address fails; no silent "
+                "sharing through SO_REUSEPORT"):
+        path = t.write("second.conf", service("two", port, echo.port, pki))
+        r = subprocess.run([binary(), "-f", path], capture_output=True,
+                           timeout=20)
+        expect_equal("exit", r.returncode, 71)
+        if b"cannot listen on 127.0.0.1:%d: Address already in use" % port \
+                not in r.stderr:
+            fail(r.stderr.decode())
+    expect_equal("exit", first.stop(), 0)
+
+
 def reload_cases(t, pki, echo, echo2):
     pa, pb, pc = t.port(), t.port(), t.port()
     log = t.path("mt-output.log")
@@ -204,6 +220,7 @@ def main(t):
     echo2 = tlsserver.echo_server(t, pki.leaf("good"))
     cli_cases(t, pki)
     daemon_cases(t, pki, echo)
+    sharing_cases(t, pki, echo)
     reload_cases(t, pki, echo, echo2)
     drain_cases(t, pki, echo)
 

@@ -91,4 +91,25 @@ tests_unit_test_fetch_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_fetch_cmd_SOURCES = tests/unit/test_fetch_cmd.c
 tests_unit_test_fetch_cmd_LDADD = $(UNIT_LDADD)
 tests_unit_test_fetch_cmd_CFLAGS = $(UNIT_CFLAGS)
+# fetch: command, SMTP and LMTP delivery targets
+if HAVE_CMOCKA
+UNIT_TESTS += tests/unit/test_deliver_mda
+tests_unit_test_deliver_mda_SOURCES = tests/unit/test_deliver_mda.c \
+	tests/unit/test_deliver_util.h
+tests_unit_test_deliver_mda_LDADD = $(UNIT_LDADD)
+tests_unit_test_deliver_mda_CFLAGS = $(UNIT_CFLAGS)
+endif
+if HAVE_CMOCKA
+UNIT_TESTS += tests/unit/test_deliver_smtp
+tests_unit_test_deliver_smtp_SOURCES = tests/unit/test_deliver_smtp.c
+tests_unit_test_deliver_smtp_LDADD = $(UNIT_LDADD)
+tests_unit_test_deliver_smtp_CFLAGS = $(UNIT_CFLAGS)
+endif
+# The same tests without pidfds: children's ends found by polling.
+if HAVE_CMOCKA
+UNIT_TESTS += tests/unit/test_deliver_mda_poll
+tests_unit_test_deliver_mda_poll_SOURCES = tests/unit/test_deliver_mda.c \
+	tests/unit/test_deliver_util.h
+tests_unit_test_deliver_mda_poll_LDADD = $(UNIT_LDADD)
+tests_unit_test_deliver_mda_poll_CFLAGS = $(UNIT_CFLAGS) -DMT_TEST_NO_PIDFD
 endif

@@ -666,6 +666,144 @@ test_dump_round_trip(void **state)
 	assert_string_equal(first, second);
 }
 
+
+static const char fetch_base[] =
+    "[box]\nfetch = pop3s://alice@mail.example.org\n"
+    "deliver = maildir:/var/mail/alice\npasswordFile = /etc/pw\n";
+
+static void
+test_fetch_service(void **state)
+{
+	struct mt_config *cfg;
+	struct mt_service_conf *f, *t;
+
+	(void)state;
+	/* Globals: a tunnel option and fetch defaults; each kind takes its
+	 * own and ignores the others'. */
+	cfg = load("client = yes\ninterval = 15m\nstate = /srv/state\n"
+	    "deliver = dir:/srv/in\n"
+	    "[box]\nfetch = imaps://alice%40example.org@imap.example.org/Work\n"
+	    "passwordCommand = pass show mail\nfolder = INBOX\n"
+	    "folder = Archive\nkeep = 30d\nmaxSize = 20M\nfirstRun = new\n"
+	    "auth = xoauth2\nCAfile = /etc/ca.pem\n"
+	    "[tun]\naccept = 127.0.0.1:110\nconnect = h:995\n");
+	assert_non_null(cfg);
+	f = cfg->services[0];
+	t = cfg->services[1];
+	assert_int_equal(f->kind, MT_SERVICE_FETCH);
+	assert_int_equal(t->kind, MT_SERVICE_TUNNEL);
+	assert_string_equal(f->deliver, "dir:/srv/in");
+	assert_string_equal(f->state_dir, "/srv/state");
+	assert_int_equal(f->interval, 900);
+	assert_int_equal(f->keep, 30 * 86400);
+	assert_int_equal(f->max_size, 20 << 20);
+	assert_int_equal(f->first_run_new, 1);
+	assert_string_equal(f->auth, "XOAUTH2");
+	assert_int_equal(f->folders.n, 2);
+	assert_string_equal(f->tls.ca_file, "/etc/ca.pem");
+	mt_config_free(cfg);
+
+	cfg = load(fetch_base);
+	assert_non_null(cfg);
+	f = cfg->services[0];
+	assert_int_equal(f->interval, 300);
+	assert_int_equal(f->keep, MT_KEEP_FOREVER);
+	assert_int_equal(f->delete_mail, 0);
+	assert_int_equal(f->max_size, 0);
+	assert_string_equal(f->state_dir, MT_LOCALSTATEDIR "/lib/mailtunnel");
+	mt_config_free(cfg);
+}
+
+static const struct bad_case fetch_bad[] = {
+	{ "fetch = pop3s://a@b\n", "test.conf:1: error: fetch: belongs in a "
+	  "[section] (it makes the section a fetch service), not in the "
+	  "global section" },
+	{ "[box]\nfetch = pop3s://a@b\npasswordFile = /p\n",
+	  "test.conf:1: error: [box] no 'deliver' target" },
+	{ "[box]\nfetch = pop3s://a@b\ndeliver = maildir:/m\n",
+	  "[box] no secret: give passwordFile, passwordCommand or, for OAuth, "
+	  "tokenCommand" },
+	{ "[box]\nfetch = pop3s://a@b\ndeliver = maildir:/m\n"
+	  "passwordFile = /p\ntokenCommand = t\n",
+	  "[box] give only one of passwordFile, passwordCommand and "
+	  "tokenCommand" },
+	{ "[box]\nfetch = pop3s://a@b\ndeliver = maildir:/m\n"
+	  "passwordFile = /p\naccept = 127.0.0.1:1\n",
+	  "test.conf:5: error: [box] accept: not an option of a fetch service "
+	  "(this section has 'fetch =')" },
+	{ "[t]\nclient = yes\naccept = 127.0.0.1:1\nconnect = h:1\n"
+	  "deliver = maildir:/m\n",
+	  "test.conf:5: error: [t] deliver: only fetch services take this "
+	  "option (add 'fetch = URL' to make [t] one)" },
+	{ "[box]\nfetch = pop3s://a@b\ndeliver = maildir:/m\n"
+	  "passwordFile = /p\ndelete = no\nkeep = 7d\n",
+	  "test.conf:6: error: [box] keep deletes messages after a while, but "
+	  "delete = no says never" },
+	{ "[box]\nfetch = pop3s://a@b\ndeliver = maildir:/m\n"
+	  "passwordFile = /p\nfolder = Sent\n",
+	  "test.conf:5: error: [box] folder: POP3 has a single mailbox" },
+	{ "[box]\nfetch = ftp://a@b\n", "test.conf:2: error: [box] fetch: " },
+	{ "[box]\ndeliver = /var/mail/x\n", "[box] deliver: '/var/mail/x' "
+	  "is not a delivery target; write maildir:DIR, dir:DIR, mbox:FILE, "
+	  "mda:COMMAND, smtp://HOST[:PORT] (or smtps://, smtp+starttls://), "
+	  "lmtp:/SOCKET or lmtp://HOST" },
+	{ "[box]\nmaxSize = big\n", "[box] maxSize: expected a size such as "
+	  "10M, 512k or a number of bytes (0: any size), not 'big'" },
+	{ "[box]\nkeep = a while\n", "[box] keep: expected forever or how "
+	  "long after delivery a message is deleted on the server" },
+	{ "[box]\nfirstRun = later\n", "[box] firstRun: expected all (fetch "
+	  "what is there) or new (only what arrives from now on), not 'later'" },
+	{ "[box]\nauth = CRAM-MD5\n", "[box] auth: expected PLAIN, LOGIN, "
+	  "XOAUTH2 or OAUTHBEARER, not 'CRAM-MD5'" },
+	{ "[box]\ninterval = 1s\n", "[box] interval: expected seconds or a "
+	  "duration such as 30s, 5m, 2h, 1d, from 10s to 30d, not '1s'" },
+};
+
+static void
+test_fetch_bad(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(fetch_bad) / sizeof(fetch_bad[0]); i++) {
+		if (load(fetch_bad[i].text) != NULL)
+			fail_msg("case %zu loaded:\n%s", i, fetch_bad[i].text);
+		if (strstr(problems, fetch_bad[i].problem) == NULL)
+			fail_msg("case %zu: expected '%s' in:\n%s", i,
+			    fetch_bad[i].problem, problems);
+	}
+}
+
+static void
+test_fetch_dump_round_trip(void **state)
+{
+	static char first[8192], second[8192];
+	struct mt_config *cfg;
+	FILE *f;
+
+	(void)state;
+	cfg = load("[box]\nfetch = imaps://alice@imap.example.org\n"
+	    "deliver = mbox:/var/mail/alice\ntokenCommand = oauth2 token\n"
+	    "folder = INBOX\nfolder = Lists/dev\nkeep = 2w\ninterval = 90s\n"
+	    "maxSize = 1536k\nfirstRun = new\ndelete = yes\n");
+	assert_non_null(cfg);
+	f = fmemopen(first, sizeof(first), "w");
+	mt_config_dump(cfg, f);
+	fclose(f);
+	mt_config_free(cfg);
+	assert_non_null(strstr(first, "keep = 2w\n"));
+	assert_non_null(strstr(first, "maxSize = 1536k\n"));
+	assert_null(strstr(first, "accept"));
+	assert_null(strstr(first, "TIMEOUTidle"));
+	cfg = load(first);
+	assert_non_null(cfg);
+	f = fmemopen(second, sizeof(second), "w");
+	mt_config_dump(cfg, f);
+	fclose(f);
+	mt_config_free(cfg);
+	assert_string_equal(strchr(first, '\n'), strchr(second, '\n'));
+}
+
 static int
 teardown(void **state)
 {
@@ -695,6 +833,9 @@ main(void)
 		cmocka_unit_test(test_protocol_stunnel_names),
 		cmocka_unit_test(test_protocol),
 		cmocka_unit_test(test_dump_round_trip),
+		cmocka_unit_test(test_fetch_service),
+		cmocka_unit_test(test_fetch_bad),
+		cmocka_unit_test(test_fetch_dump_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }

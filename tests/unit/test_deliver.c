@@ -32,9 +32,10 @@ test_spec(void **state)
 	struct mt_deliver *t;
 
 	(void)state;
-	assert_null(mt_deliver_open("smtp://x", base, NULL, err, sizeof(err)));
-	assert_string_equal(err, "unknown delivery target \"smtp://x\" "
-	    "(expected maildir:DIR, dir:DIR or mbox:FILE)");
+	assert_null(mt_deliver_open("pop3://x", base, NULL, err, sizeof(err)));
+	assert_string_equal(err, "unknown delivery target \"pop3://x\" "
+	    "(expected maildir:DIR, dir:DIR, mbox:FILE, mda:COMMAND, "
+	    "smtp://HOST[:PORT] or lmtp:/SOCKET)");
 	assert_null(mt_deliver_open("/var/mail/x", base, NULL, err,
 	    sizeof(err)));
 	assert_non_null(strstr(err, "unknown delivery target"));

@@ -41,6 +41,7 @@ tt_svc(void)
 	svc.tls.ca_file = (char *)P->root_pem;
 	svc.tls.session_cache_size = 1000;
 	svc.tls.session_cache_timeout = 300;
+	tp_mark_lines(&svc);
 	return &svc;
 }
 
@@ -65,7 +66,7 @@ tt_ctx(struct mt_service_conf *svc)
 		print_report(&rep);
 	assert_non_null(ctx);
 	assert_int_equal(rep.errors, 0);
-	tp_report_free(&rep);
+	mt_config_report_free(&rep);
 	return ctx;
 }
 
@@ -85,7 +86,7 @@ ctx_fails(struct mt_service_conf *svc, const char *option, const char *needle)
 	assert_string_equal(p->file, TP_FILE);
 	assert_int_equal(p->line, tp_line(option));
 	assert_non_null(strstr(p->msg, "[mail] "));
-	tp_report_free(&rep);
+	mt_config_report_free(&rep);
 }
 
 SSL_CTX *
@@ -180,7 +181,7 @@ test_ctx_no_system_store(void **state)
 	assert_false(p->error);
 	assert_non_null(strstr(p->msg, "install ca-certificates"));
 	mt_tls_ctx_free(ctx);
-	tp_report_free(&rep);
+	mt_config_report_free(&rep);
 }
 
 static void
@@ -216,7 +217,7 @@ test_verify_off_warns_once(void **state)
 	assert_true(tp_handshake(ssl, sc, NULL, &r));
 	SSL_CTX_free(sc);
 	mt_tls_ctx_free(ctx);
-	tp_report_free(&rep);
+	mt_config_report_free(&rep);
 }
 
 static void
@@ -262,7 +263,7 @@ test_capath(void **state)
 	assert_false(p->error);
 	assert_int_equal(p->line, tp_line("CApath"));
 	mt_tls_ctx_free(ctx);
-	tp_report_free(&rep);
+	mt_config_report_free(&rep);
 }
 
 static void
@@ -293,7 +294,7 @@ test_bad_ciphers(void **state)
 	assert_non_null(p);
 	assert_false(p->error);
 	mt_tls_ctx_free(ctx);
-	tp_report_free(&rep);
+	mt_config_report_free(&rep);
 }
 
 static void
@@ -415,7 +416,7 @@ test_all_problems_at_once(void **state)
 	assert_int_equal(rep.v[2].line, tp_line("CAfile"));
 	assert_int_equal(rep.v[3].line, tp_line("key"));
 	assert_int_equal(ERR_peek_error(), 0);
-	tp_report_free(&rep);
+	mt_config_report_free(&rep);
 }
 
 static int

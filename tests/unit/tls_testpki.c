@@ -22,6 +22,7 @@
 #include "mailtunnel/config.h"
 #include "mailtunnel/tls.h"
 #include "mailtunnel/util.h"
+#include "config_int.h"
 #include "tls_testpki.h"
 
 static EVP_PKEY *
@@ -352,52 +353,20 @@ tp_line(const char *option)
 	return 1;
 }
 
-unsigned
-mt_service_conf_line(const struct mt_service_conf *svc, const char *name)
-{
-	unsigned line = tp_line(name);
-
-	return line != 1 ? line : svc->line;
-}
-
+/* Mark the options as set on the lines above, as the loader would. */
 void
-mt_config_report_add(struct mt_config_report *report, const char *file,
-    unsigned line, int error, const char *fmt, ...)
+tp_mark_lines(struct mt_service_conf *svc)
 {
-	struct mt_config_problem *v, *p;
-	va_list ap;
-	char *msg;
+	const struct mt_option *opt;
+	size_t i, idx;
 
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) == -1)
-		msg = NULL;
-	va_end(ap);
-	v = realloc(report->v, (report->n + 1) * sizeof(*v));
-	if (msg == NULL || v == NULL) {
-		free(msg);
-		return;
+	for (i = 0; i < MT_ARRAY_LEN(tp_lines); i++) {
+		if ((opt = mt_option_find(tp_lines[i].name)) == NULL)
+			continue;
+		idx = mt_option_index(opt);
+		mt_optset_add(&svc->set, idx);
+		svc->set_line[idx] = tp_lines[i].line;
 	}
-	report->v = v;
-	p = &v[report->n++];
-	p->file = file != NULL ? strdup(file) : NULL;
-	p->line = line;
-	p->error = error;
-	p->msg = msg;
-	if (error)
-		report->errors++;
-}
-
-void
-tp_report_free(struct mt_config_report *report)
-{
-	size_t i;
-
-	for (i = 0; i < report->n; i++) {
-		free(report->v[i].file);
-		free(report->v[i].msg);
-	}
-	free(report->v);
-	memset(report, 0, sizeof(*report));
 }
 
 const struct mt_config_problem *

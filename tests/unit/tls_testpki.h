@@ -109,7 +109,8 @@ int tp_handshake(SSL *client, SSL_CTX *sctx, const char *raw,
 /* Config stand-ins: lines per option, and report helpers. */
 #define TP_FILE "tls.conf"
 unsigned tp_line(const char *option);
-void tp_report_free(struct mt_config_report *report);
+/* Record the lines of tp_line() in svc, as the config loader does. */
+void tp_mark_lines(struct mt_service_conf *svc);
 /* The first problem whose message contains needle, or NULL. */
 const struct mt_config_problem *tp_report_find(
     const struct mt_config_report *report, const char *needle);
