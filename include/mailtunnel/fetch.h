@@ -39,6 +39,7 @@
 #include <stdint.h>
 
 #include "mailtunnel/config.h"
+#include "mailtunnel/deliver.h"
 #include "mailtunnel/fetch_url.h"
 
 struct event_base;
@@ -83,6 +84,8 @@ struct mt_fetch_conf {
 
 	/* Where the mail goes and where the state is kept. */
 	const char *deliver;		/* maildir:DIR, dir:DIR, mbox:FILE ... */
+	/* Options of smtp, lmtp and mda targets (deliver.h); NULL: none. */
+	const struct mt_deliver_opts *deliver_opts;
 	const char *state_dir;		/* must exist */
 
 	/* Policies. */

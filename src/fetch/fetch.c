@@ -97,7 +97,8 @@ check_target(const struct mt_fetch_conf *c, char *err, size_t errsz)
 	/* Opening touches nothing on disk; it parses the spec. */
 	if ((base = event_base_new()) == NULL)
 		return bad(err, errsz, "out of memory");
-	t = mt_deliver_open(c->deliver, base, NULL, why, sizeof(why));
+	t = mt_deliver_open_ex(c->deliver, base, NULL, c->deliver_opts, why,
+	    sizeof(why));
 	mt_deliver_close(t);
 	event_base_free(base);
 	if (t == NULL)
@@ -242,9 +243,37 @@ free_conf(struct mt_fetch *j)
 	free((char *)j->c.token_command);
 	free((char *)j->c.deliver);
 	free((char *)j->c.state_dir);
+	free((char *)j->dopts.recipient);
+	free((char *)j->dopts.recipient_header);
+	free((char *)j->dopts.sender);
+	free((char *)j->dopts.helo_name);
+	free((char *)j->dopts.spool_dir);
+	free((char *)j->dopts.tls_ca_file);
+	free((char *)j->dopts.tls_check_host);
 	for (i = 0; i < j->nfolders; i++)
 		free((char *)j->folders[i]);
 	free(j->folders);
+}
+
+/* The target's options, strings copied; the DNS base stays borrowed. */
+static int
+copy_deliver_opts(struct mt_fetch *j, const struct mt_deliver_opts *o)
+{
+	j->c.deliver_opts = NULL;
+	if (o == NULL)
+		return 0;
+	j->dopts = *o;
+	j->dopts.recipient = j->dopts.recipient_header = NULL;
+	j->dopts.sender = j->dopts.helo_name = j->dopts.spool_dir = NULL;
+	j->dopts.tls_ca_file = j->dopts.tls_check_host = NULL;
+	j->c.deliver_opts = &j->dopts;
+	return dup_str(&j->dopts.recipient, o->recipient) == -1 ||
+	    dup_str(&j->dopts.recipient_header, o->recipient_header) == -1 ||
+	    dup_str(&j->dopts.sender, o->sender) == -1 ||
+	    dup_str(&j->dopts.helo_name, o->helo_name) == -1 ||
+	    dup_str(&j->dopts.spool_dir, o->spool_dir) == -1 ||
+	    dup_str(&j->dopts.tls_ca_file, o->tls_ca_file) == -1 ||
+	    dup_str(&j->dopts.tls_check_host, o->tls_check_host) == -1 ? -1 : 0;
 }
 
 static int
@@ -267,6 +296,8 @@ copy_conf(struct mt_fetch *j, const struct mt_fetch_conf *c)
 	    dup_str(&j->c.token_command, c->token_command) == -1 ||
 	    dup_str(&j->c.deliver, c->deliver) == -1 ||
 	    dup_str(&j->c.state_dir, c->state_dir) == -1)
+		return -1;
+	if (copy_deliver_opts(j, c->deliver_opts) == -1)
 		return -1;
 	if (c->nfolders > 0 &&
 	    (j->folders = calloc(c->nfolders, sizeof(char *))) == NULL)

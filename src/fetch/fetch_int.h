@@ -113,6 +113,7 @@ struct ft_range {
 struct mt_fetch {
 	struct event_base *base;
 	struct mt_fetch_conf c;		/* deep copy; strings below */
+	struct mt_deliver_opts dopts;	/* c.deliver_opts points here */
 	char *strs;			/* the copied strings */
 	const char **folders;
 	size_t nfolders;

@@ -115,8 +115,8 @@ open_target(struct mt_fetch *j)
 	char err[512];
 	unsigned n;
 
-	j->target = mt_deliver_open(j->c.deliver, j->base, &j->log, err,
-	    sizeof(err));
+	j->target = mt_deliver_open_ex(j->c.deliver, j->base, &j->log,
+	    j->c.deliver_opts, err, sizeof(err));
 	if (j->target == NULL) {
 		ft_job_fail(j, MT_FETCH_CONFIG, 0, "%s", err);
 		return -1;

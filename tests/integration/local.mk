@@ -44,3 +44,4 @@ tests_integration_deliver_driver_SOURCES = tests/integration/deliver_driver.c
 tests_integration_deliver_driver_LDADD = $(MT_LIBS)
 INTEGRATION_TESTS += tests/integration/test_deliver_remote.py
 INTEGRATION_TESTS += tests/integration/test_deliver_remote_hostile.py
+INTEGRATION_TESTS += tests/integration/test_fetch_daemon.py

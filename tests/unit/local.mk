@@ -91,6 +91,7 @@ tests_unit_test_fetch_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_fetch_cmd_SOURCES = tests/unit/test_fetch_cmd.c
 tests_unit_test_fetch_cmd_LDADD = $(UNIT_LDADD)
 tests_unit_test_fetch_cmd_CFLAGS = $(UNIT_CFLAGS)
+endif
 # fetch: command, SMTP and LMTP delivery targets
 if HAVE_CMOCKA
 UNIT_TESTS += tests/unit/test_deliver_mda
