@@ -29,6 +29,7 @@
 
 #include "daemon_int.h"
 #include "mailtunnel/daemon.h"
+#include "mailtunnel/fetcher.h"
 #include "mailtunnel/log.h"
 #include "mailtunnel/privileges.h"
 #include "mailtunnel/service.h"
@@ -40,6 +41,7 @@ struct daemon {
 	struct mt_generation *gen;
 	struct mt_worker **workers;
 	size_t nworkers;
+	struct mt_fetcher *fetcher;	/* the fetch services' thread */
 	size_t max_conns;
 	struct event_base *base;
 	struct event *signals[5];
@@ -216,6 +218,8 @@ install_all(struct daemon *d)
 
 	for (i = 0; i < d->nworkers; i++)
 		mt_generation_install(d->gen, d->workers[i], i);
+	mt_fetcher_set_services(d->fetcher, d->gen->services,
+	    d->gen->nservices);
 }
 
 /* Global options that cannot change while running. */
@@ -310,6 +314,8 @@ poll_workers(evutil_socket_t fd, short what, void *arg)
 	for (i = 0; i < d->nworkers; i++)
 		if (!mt_worker_finished(d->workers[i]))
 			return;
+	if (!mt_fetcher_finished(d->fetcher))
+		return;
 	event_base_loopexit(d->base, NULL);
 }
 
@@ -335,6 +341,8 @@ begin_stop(struct daemon *d, int sig)
 	    open == 1 ? "" : "s");
 	for (i = 0; i < d->nworkers; i++)
 		mt_worker_drain(d->workers[i]);
+	/* Fetches stop at once: what they delivered is recorded. */
+	mt_fetcher_stop(d->fetcher);
 	/* The sockets close once the workers let go of them too, so new
 	 * clients are refused instead of queueing where nobody accepts. */
 	mt_generation_unref(d->gen);
@@ -412,7 +420,7 @@ workers_start(struct daemon *d)
 	for (i = 0; i < d->nworkers; i++)
 		if ((d->workers[i] = mt_worker_new((unsigned)i, share)) == NULL)
 			return -1;
-	return 0;
+	return (d->fetcher = mt_fetcher_new()) == NULL ? -1 : 0;
 }
 
 static void
@@ -426,6 +434,7 @@ teardown(struct daemon *d)
 		mt_worker_free(d->workers[i]);
 	}
 	free(d->workers);
+	mt_fetcher_free(d->fetcher);
 	mt_generation_unref(d->gen);
 	for (i = 0; i < sizeof(d->signals) / sizeof(d->signals[0]); i++)
 		if (d->signals[i] != NULL)
@@ -499,6 +508,8 @@ mt_daemon_run(const struct mt_daemon_args *args)
 	for (size_t i = 0; i < d.nworkers; i++)
 		if (mt_worker_start(d.workers[i]) == -1)
 			goto out;
+	if (mt_fetcher_start(d.fetcher) == -1)
+		goto out;
 	install_all(&d);
 	mt_log(MT_LOG_NOTICE, "mailtunnel %s started: %zu service%s, %zu "
 	    "worker%s, up to %zu connections", PACKAGE_VERSION,

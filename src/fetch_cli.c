@@ -33,6 +33,7 @@ usage(FILE *out)
 {
 	fprintf(out,
 "Usage: mailtunnel fetch URL --deliver TARGET [OPTIONS]\n"
+"       mailtunnel fetch -c CONFIG [-v] [SERVICE...]\n"
 "\n"
 "Download the mail of one account over verified TLS and deliver each\n"
 "message exactly once, then exit.\n"
@@ -334,6 +335,10 @@ mt_fetch_cli_main(int argc, char **argv)
 	char err[512];
 	int rc;
 
+	/* With a configuration file: its fetch services, not a URL. */
+	if (argc > 1 && (strcmp(argv[1], "-c") == 0 ||
+	    strncmp(argv[1], "--config", 8) == 0))
+		return mt_fetch_config_main(argc, argv);
 	memset(&k, 0, sizeof(k));
 	mt_fetch_conf_init(&k.c);
 	k.tls.verify_chain = 1;

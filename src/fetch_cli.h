@@ -8,4 +8,7 @@
 /* argv[0] is "fetch". Returns a sysexits code. */
 int mt_fetch_cli_main(int argc, char **argv);
 
+/* "fetch -c CONFIG [SERVICE...]" (src/fetch_config_cli.c). */
+int mt_fetch_config_main(int argc, char **argv);
+
 #endif

@@ -26,6 +26,7 @@ src_libmailtunnel_a_SOURCES = \
 	src/privileges.c \
 	src/check.c \
 	src/fetch_service.c \
+	src/fetcher.c \
 	src/daemon_int.h
 src_libmailtunnel_a_SOURCES += src/tls.c src/tls_files.c src/tls_conn.c src/tls_verify.c \
 	src/tls_session.c src/tls_reason.c src/tls_phrase.c src/tls_int.h
@@ -76,6 +77,7 @@ noinst_HEADERS = \
 	include/mailtunnel/deliver.h \
 	include/mailtunnel/daemon.h \
 	include/mailtunnel/fetch_service.h \
+	include/mailtunnel/fetcher.h \
 	include/mailtunnel/fetch_url.h \
 	include/mailtunnel/imap_parse.h \
 	include/mailtunnel/ledger.h \
@@ -120,7 +122,8 @@ src_libmailtunnel_a_SOURCES += \
 	src/fetch/imap_client.h \
 	include/mailtunnel/fetch.h
 # fetch: the "mailtunnel fetch" subcommand.
-src_mailtunnel_SOURCES += src/fetch_cli.c src/fetch_cli.h
+src_mailtunnel_SOURCES += src/fetch_cli.c src/fetch_cli.h \
+	src/fetch_config_cli.c
 # Private headers of the fetch delivery and ledger modules.
 src_libmailtunnel_a_SOURCES += src/fetch/deliver_priv.h \
 	src/fetch/deliver_mbox.h src/fetch/ledger_priv.h

@@ -74,6 +74,7 @@ main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "fetch") == 0)
 		return mt_fetch_cli_main(argc - 1, argv + 1);
+
 	while ((c = getopt_long(argc, argv, "c:ftvhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c': config = optarg; break;

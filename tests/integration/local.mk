@@ -52,3 +52,4 @@ INTEGRATION_TESTS += tests/integration/test_deliver_remote.py
 INTEGRATION_TESTS += tests/integration/test_deliver_remote_hostile.py
 # fetch into commands, SMTP and LMTP (the asynchronous targets).
 INTEGRATION_TESTS += tests/integration/test_fetch_targets.py
+INTEGRATION_TESTS += tests/integration/test_fetch_daemon.py
