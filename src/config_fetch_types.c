@@ -23,47 +23,6 @@
 #define CFIELD(obj, opt, type) \
 	((const type *)(const void *)((const char *)(obj) + (opt)->offset))
 
-static int
-set_copy(const struct mt_option *opt, void *obj, const char *value,
-    const struct mt_opt_where *where)
-{
-	char *copy = strdup(value);
-
-	if (copy == NULL) {
-		mt_opt_error(where, opt, "out of memory");
-		return -1;
-	}
-	free(*FIELD(obj, opt, char *));
-	*FIELD(obj, opt, char *) = copy;
-	return 0;
-}
-
-static void
-str_reset(const struct mt_option *opt, void *obj)
-{
-	free(*FIELD(obj, opt, char *));
-	*FIELD(obj, opt, char *) = NULL;
-}
-
-static int
-str_copy(const struct mt_option *opt, void *dst, const void *src)
-{
-	const char *s = *CFIELD(src, opt, char *);
-
-	*FIELD(dst, opt, char *) = NULL;
-	return (s != NULL && (*FIELD(dst, opt, char *) = strdup(s)) == NULL) ?
-	    -1 : 0;
-}
-
-static void
-str_print(const struct mt_option *opt, const void *obj, FILE *out)
-{
-	const char *s = *CFIELD(obj, opt, char *);
-
-	if (s != NULL)
-		fprintf(out, "%s = %s\n", opt->name, s);
-}
-
 /* ---- fetch = URL ---- */
 
 static int
@@ -77,11 +36,12 @@ fetch_url_parse(const struct mt_option *opt, void *obj, const char *value,
 		mt_opt_error(where, opt, "%s", err);
 		return -1;
 	}
-	return set_copy(opt, obj, value, where);
+	return mt_opt_set_string(opt, obj, value, where);
 }
 
 const struct mt_opt_type mt_type_fetch_url = {
-	"URL", fetch_url_parse, str_reset, str_copy, str_print
+	"URL", fetch_url_parse,
+	mt_opt_string_reset, mt_opt_string_copy, mt_opt_string_print
 };
 
 /* ---- deliver = TARGET ---- */
@@ -100,7 +60,7 @@ deliver_parse(const struct mt_option *opt, void *obj, const char *value,
 	for (i = 0; i < MT_ARRAY_LEN(targets); i++)
 		if (mt_str_has_prefix_ci(value, targets[i]) &&
 		    value[strlen(targets[i])] != '\0')
-			return set_copy(opt, obj, value, where);
+			return mt_opt_set_string(opt, obj, value, where);
 	mt_opt_error(where, opt, "'%s' is not a delivery target; write "
 	    "maildir:DIR, dir:DIR, mbox:FILE, mda:COMMAND, smtp://HOST[:PORT] "
 	    "(or smtps://, smtp+starttls://), lmtp:/SOCKET or lmtp://HOST",
@@ -109,7 +69,8 @@ deliver_parse(const struct mt_option *opt, void *obj, const char *value,
 }
 
 const struct mt_opt_type mt_type_deliver = {
-	"TARGET", deliver_parse, str_reset, str_copy, str_print
+	"TARGET", deliver_parse,
+	mt_opt_string_reset, mt_opt_string_copy, mt_opt_string_print
 };
 
 /* ---- maxSize = SIZE ---- */
@@ -127,20 +88,6 @@ size_parse(const struct mt_option *opt, void *obj, const char *value,
 }
 
 static void
-size_reset(const struct mt_option *opt, void *obj)
-{
-	*FIELD(obj, opt, unsigned long long) = 0;
-}
-
-static int
-size_copy(const struct mt_option *opt, void *dst, const void *src)
-{
-	*FIELD(dst, opt, unsigned long long) =
-	    *CFIELD(src, opt, unsigned long long);
-	return 0;
-}
-
-static void
 size_print(const struct mt_option *opt, const void *obj, FILE *out)
 {
 	unsigned long long v = *CFIELD(obj, opt, unsigned long long);
@@ -154,7 +101,7 @@ size_print(const struct mt_option *opt, const void *obj, FILE *out)
 }
 
 const struct mt_opt_type mt_type_size = {
-	"size", size_parse, size_reset, size_copy, size_print
+	"size", size_parse, mt_opt_ull_reset, mt_opt_ull_copy, size_print
 };
 
 /* ---- keep = forever | DURATION ---- */
@@ -199,7 +146,7 @@ keep_print(const struct mt_option *opt, const void *obj, FILE *out)
 }
 
 const struct mt_opt_type mt_type_keep = {
-	"forever|duration", keep_parse, keep_reset, size_copy, keep_print
+	"forever|duration", keep_parse, keep_reset, mt_opt_ull_copy, keep_print
 };
 
 /* ---- firstRun = all | new ---- */
@@ -221,19 +168,6 @@ first_run_parse(const struct mt_option *opt, void *obj, const char *value,
 }
 
 static void
-int_reset(const struct mt_option *opt, void *obj)
-{
-	*FIELD(obj, opt, int) = 0;
-}
-
-static int
-int_copy(const struct mt_option *opt, void *dst, const void *src)
-{
-	*FIELD(dst, opt, int) = *CFIELD(src, opt, int);
-	return 0;
-}
-
-static void
 first_run_print(const struct mt_option *opt, const void *obj, FILE *out)
 {
 	fprintf(out, "%s = %s\n", opt->name, *CFIELD(obj, opt, int) ? "new" :
@@ -241,7 +175,8 @@ first_run_print(const struct mt_option *opt, const void *obj, FILE *out)
 }
 
 const struct mt_opt_type mt_type_first_run = {
-	"all|new", first_run_parse, int_reset, int_copy, first_run_print
+	"all|new", first_run_parse,
+	mt_opt_int_reset, mt_opt_int_copy, first_run_print
 };
 
 /* ---- auth = PLAIN | LOGIN | XOAUTH2 | OAUTHBEARER ---- */
@@ -257,12 +192,13 @@ auth_parse(const struct mt_option *opt, void *obj, const char *value,
 
 	for (i = 0; i < MT_ARRAY_LEN(mechs); i++)
 		if (strcasecmp(value, mechs[i]) == 0)
-			return set_copy(opt, obj, mechs[i], where);
+			return mt_opt_set_string(opt, obj, mechs[i], where);
 	mt_opt_error(where, opt, "expected PLAIN, LOGIN, XOAUTH2 or "
 	    "OAUTHBEARER, not '%s'", value);
 	return -1;
 }
 
 const struct mt_opt_type mt_type_auth = {
-	"mechanism", auth_parse, str_reset, str_copy, str_print
+	"mechanism", auth_parse,
+	mt_opt_string_reset, mt_opt_string_copy, mt_opt_string_print
 };

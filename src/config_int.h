@@ -165,6 +165,25 @@ extern const struct mt_opt_type mt_type_ehlo_name;
 void mt_config_check_protocol(struct mt_config_report *report,
     const struct mt_service_conf *svc);
 
+/* Building blocks for types: fields of type int, unsigned long long,
+ * char * (parse sets a copy), and types with no field of their own. */
+void mt_opt_int_reset(const struct mt_option *opt, void *obj);
+int mt_opt_int_copy(const struct mt_option *opt, void *dst, const void *src);
+void mt_opt_ull_reset(const struct mt_option *opt, void *obj);
+int mt_opt_ull_copy(const struct mt_option *opt, void *dst, const void *src);
+int mt_opt_set_string(const struct mt_option *opt, void *obj,
+    const char *value, const struct mt_opt_where *where);
+void mt_opt_string_reset(const struct mt_option *opt, void *obj);
+int mt_opt_string_copy(const struct mt_option *opt, void *dst,
+    const void *src);
+void mt_opt_string_print(const struct mt_option *opt, const void *obj,
+    FILE *out);
+void mt_opt_nothing_reset(const struct mt_option *opt, void *obj);
+int mt_opt_nothing_copy(const struct mt_option *opt, void *dst,
+    const void *src);
+void mt_opt_nothing_print(const struct mt_option *opt, const void *obj,
+    FILE *out);
+
 /* Parse "[host:]port", "[v6]:port"; 0 or -1 with *why set. */
 int mt_config_parse_hostport(const char *s, struct mt_hostport *hp,
     const char **why);

@@ -17,17 +17,6 @@
 #define SVC(obj) ((struct mt_service_conf *)(obj))
 #define CSVC(obj) ((const struct mt_service_conf *)(obj))
 
-static int
-nothing_copy(const struct mt_option *opt, void *dst, const void *src)
-{
-	return 0;
-}
-
-static void
-nothing_print(const struct mt_option *opt, const void *obj, FILE *out)
-{
-}
-
 /*
  * stunnel's older "verify = LEVEL": 0 none, 1 and 2 the chain, 3 the chain
  * and a locally installed certificate, 4 only the local certificate.
@@ -59,7 +48,7 @@ verify_reset(const struct mt_option *opt, void *obj)
 }
 
 const struct mt_opt_type mt_type_verify = {
-	"0-4", verify_parse, verify_reset, nothing_copy, nothing_print
+	"0-4", verify_parse, verify_reset, mt_opt_nothing_copy, mt_opt_nothing_print
 };
 
 /* ---- protocol versions ---- */
@@ -142,7 +131,7 @@ ssl_version_reset(const struct mt_option *opt, void *obj)
 
 const struct mt_opt_type mt_type_ssl_version = {
 	"all|TLSv1.2|TLSv1.3", ssl_version_parse, ssl_version_reset,
-	nothing_copy, nothing_print
+	mt_opt_nothing_copy, mt_opt_nothing_print
 };
 
 static int

@@ -77,14 +77,14 @@ bool_parse(const struct mt_option *opt, void *obj, const char *value,
 	return 0;
 }
 
-static void
-int_reset(const struct mt_option *opt, void *obj)
+void
+mt_opt_int_reset(const struct mt_option *opt, void *obj)
 {
 	*FIELD(obj, opt, int) = 0;
 }
 
-static int
-int_copy(const struct mt_option *opt, void *dst, const void *src)
+int
+mt_opt_int_copy(const struct mt_option *opt, void *dst, const void *src)
 {
 	*FIELD(dst, opt, int) = *CFIELD(src, opt, int);
 	return 0;
@@ -98,7 +98,7 @@ bool_print(const struct mt_option *opt, const void *obj, FILE *out)
 }
 
 const struct mt_opt_type mt_type_bool = {
-	"yes|no", bool_parse, int_reset, int_copy, bool_print
+	"yes|no", bool_parse, mt_opt_int_reset, mt_opt_int_copy, bool_print
 };
 
 /* ---- unsigned numbers and durations ---- */
@@ -116,14 +116,14 @@ uint_parse(const struct mt_option *opt, void *obj, const char *value,
 	return 0;
 }
 
-static void
-ull_reset(const struct mt_option *opt, void *obj)
+void
+mt_opt_ull_reset(const struct mt_option *opt, void *obj)
 {
 	*FIELD(obj, opt, unsigned long long) = 0;
 }
 
-static int
-ull_copy(const struct mt_option *opt, void *dst, const void *src)
+int
+mt_opt_ull_copy(const struct mt_option *opt, void *dst, const void *src)
 {
 	*FIELD(dst, opt, unsigned long long) =
 	    *CFIELD(src, opt, unsigned long long);
@@ -138,7 +138,7 @@ uint_print(const struct mt_option *opt, const void *obj, FILE *out)
 }
 
 const struct mt_opt_type mt_type_uint = {
-	"number", uint_parse, ull_reset, ull_copy, uint_print
+	"number", uint_parse, mt_opt_ull_reset, mt_opt_ull_copy, uint_print
 };
 
 static int
@@ -172,13 +172,14 @@ duration_print(const struct mt_option *opt, const void *obj, FILE *out)
 }
 
 const struct mt_opt_type mt_type_duration = {
-	"duration", duration_parse, ull_reset, ull_copy, duration_print
+	"duration", duration_parse,
+	mt_opt_ull_reset, mt_opt_ull_copy, duration_print
 };
 
 /* ---- strings ---- */
 
-static int
-set_string(const struct mt_option *opt, void *obj, const char *value,
+int
+mt_opt_set_string(const struct mt_option *opt, void *obj, const char *value,
     const struct mt_opt_where *where)
 {
 	char *copy = strdup(value);
@@ -192,15 +193,15 @@ set_string(const struct mt_option *opt, void *obj, const char *value,
 	return 0;
 }
 
-static void
-string_reset(const struct mt_option *opt, void *obj)
+void
+mt_opt_string_reset(const struct mt_option *opt, void *obj)
 {
 	free(*FIELD(obj, opt, char *));
 	*FIELD(obj, opt, char *) = NULL;
 }
 
-static int
-string_copy(const struct mt_option *opt, void *dst, const void *src)
+int
+mt_opt_string_copy(const struct mt_option *opt, void *dst, const void *src)
 {
 	const char *s = *CFIELD(src, opt, char *);
 
@@ -210,8 +211,8 @@ string_copy(const struct mt_option *opt, void *dst, const void *src)
 	return 0;
 }
 
-static void
-string_print(const struct mt_option *opt, const void *obj, FILE *out)
+void
+mt_opt_string_print(const struct mt_option *opt, const void *obj, FILE *out)
 {
 	const char *s = *CFIELD(obj, opt, char *);
 
@@ -220,7 +221,8 @@ string_print(const struct mt_option *opt, const void *obj, FILE *out)
 }
 
 const struct mt_opt_type mt_type_string = {
-	"text", set_string, string_reset, string_copy, string_print
+	"text", mt_opt_set_string,
+	mt_opt_string_reset, mt_opt_string_copy, mt_opt_string_print
 };
 
 /* Relative paths are taken from the directory of the file that says them. */
@@ -232,17 +234,18 @@ path_parse(const struct mt_option *opt, void *obj, const char *value,
 
 	if (value[0] == '/' || where->base_dir == NULL ||
 	    strcmp(where->base_dir, ".") == 0)
-		return set_string(opt, obj, value, where);
+		return mt_opt_set_string(opt, obj, value, where);
 	if ((size_t)snprintf(buf, sizeof(buf), "%s/%s", where->base_dir,
 	    value) >= sizeof(buf)) {
 		mt_opt_error(where, opt, "path too long");
 		return -1;
 	}
-	return set_string(opt, obj, buf, where);
+	return mt_opt_set_string(opt, obj, buf, where);
 }
 
 const struct mt_opt_type mt_type_path = {
-	"path", path_parse, string_reset, string_copy, string_print
+	"path", path_parse,
+	mt_opt_string_reset, mt_opt_string_copy, mt_opt_string_print
 };
 
 static int
@@ -256,11 +259,12 @@ user_parse(const struct mt_option *opt, void *obj, const char *value,
 		mt_opt_error(where, opt, "no such user '%s'", value);
 		return -1;
 	}
-	return set_string(opt, obj, value, where);
+	return mt_opt_set_string(opt, obj, value, where);
 }
 
 const struct mt_opt_type mt_type_user = {
-	"user", user_parse, string_reset, string_copy, string_print
+	"user", user_parse,
+	mt_opt_string_reset, mt_opt_string_copy, mt_opt_string_print
 };
 
 static int
@@ -274,11 +278,12 @@ group_parse(const struct mt_option *opt, void *obj, const char *value,
 		mt_opt_error(where, opt, "no such group '%s'", value);
 		return -1;
 	}
-	return set_string(opt, obj, value, where);
+	return mt_opt_set_string(opt, obj, value, where);
 }
 
 const struct mt_opt_type mt_type_group = {
-	"group", group_parse, string_reset, string_copy, string_print
+	"group", group_parse,
+	mt_opt_string_reset, mt_opt_string_copy, mt_opt_string_print
 };
 
 /* ---- string lists (checkHost, checkIP) ---- */
@@ -381,24 +386,25 @@ unsupported_parse(const struct mt_option *opt, void *obj, const char *value,
 	return -1;
 }
 
-static void
-nothing_reset(const struct mt_option *opt, void *obj)
+void
+mt_opt_nothing_reset(const struct mt_option *opt, void *obj)
 {
 }
 
-static int
-nothing_copy(const struct mt_option *opt, void *dst, const void *src)
+int
+mt_opt_nothing_copy(const struct mt_option *opt, void *dst, const void *src)
 {
 	return 0;
 }
 
-static void
-nothing_print(const struct mt_option *opt, const void *obj, FILE *out)
+void
+mt_opt_nothing_print(const struct mt_option *opt, const void *obj, FILE *out)
 {
 }
 
 const struct mt_opt_type mt_type_unsupported = {
-	"-", unsupported_parse, nothing_reset, nothing_copy, nothing_print
+	"-", unsupported_parse,
+	mt_opt_nothing_reset, mt_opt_nothing_copy, mt_opt_nothing_print
 };
 
 /* ---- global specials ---- */
@@ -474,7 +480,8 @@ foreground_print(const struct mt_option *opt, const void *obj, FILE *out)
 }
 
 const struct mt_opt_type mt_type_foreground = {
-	"yes|no|quiet", foreground_parse, int_reset, int_copy, foreground_print
+	"yes|no|quiet", foreground_parse,
+	mt_opt_int_reset, mt_opt_int_copy, foreground_print
 };
 
 /* ---- client ---- */
@@ -495,7 +502,7 @@ client_parse(const struct mt_option *opt, void *obj, const char *value,
 }
 
 const struct mt_opt_type mt_type_client = {
-	"yes", client_parse, int_reset, int_copy, bool_print
+	"yes", client_parse, mt_opt_int_reset, mt_opt_int_copy, bool_print
 };
 
 /* ---- retry, failover ---- */
@@ -531,7 +538,8 @@ retry_print(const struct mt_option *opt, const void *obj, FILE *out)
 }
 
 const struct mt_opt_type mt_type_retry = {
-	"yes|no|milliseconds", retry_parse, ull_reset, ull_copy, retry_print
+	"yes|no|milliseconds", retry_parse,
+	mt_opt_ull_reset, mt_opt_ull_copy, retry_print
 };
 
 static int
@@ -559,5 +567,6 @@ failover_print(const struct mt_option *opt, const void *obj, FILE *out)
 }
 
 const struct mt_opt_type mt_type_failover = {
-	"rr|prio", failover_parse, int_reset, int_copy, failover_print
+	"rr|prio", failover_parse,
+	mt_opt_int_reset, mt_opt_int_copy, failover_print
 };
