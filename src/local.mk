@@ -4,6 +4,7 @@ src_libmailtunnel_a_SOURCES = \
 	src/log_redact.c \
 	src/util/str.c \
 	src/util/num.c \
+	src/util/io.c \
 	src/config.c \
 	src/config_int.h \
 	src/config_read.c \

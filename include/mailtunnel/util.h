@@ -42,6 +42,9 @@ int mt_parse_duration(const char *s, unsigned long long *seconds);
 /* Sizes: "1048576", "512k", "10M", "1G" (powers of 1024; optional B). */
 int mt_parse_size(const char *s, unsigned long long *bytes);
 
+/* write(2) all of buf, across short writes and EINTR: 0, or -1 (errno). */
+int mt_write_all(int fd, const void *buf, size_t n);
+
 /* Render seconds as the shortest exact duration: 300 -> "5m", 90 -> "90s". */
 void mt_format_duration(unsigned long long seconds, char *buf, size_t size);
 

@@ -323,7 +323,7 @@ dl_flush(struct mt_deliver_msg *m)
 {
 	if (m->failed)
 		return -1;
-	if (m->olen > 0 && dl_write_all(m->fd, m->obuf, m->olen) == -1) {
+	if (m->olen > 0 && mt_write_all(m->fd, m->obuf, m->olen) == -1) {
 		dl_fail(m, errno, "cannot write %s", m->where);
 		return -1;
 	}

@@ -38,23 +38,6 @@
 
 static atomic_uint stage_counter;
 
-int
-dl_write_all(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		if ((w = write(fd, p, n)) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 enum mt_deliver_status
 dl_classify(int err)
 {

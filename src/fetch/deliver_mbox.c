@@ -30,6 +30,7 @@
 
 #include "fetch/deliver_priv.h"
 #include "fetch/deliver_mbox.h"
+#include "mailtunnel/util.h"
 
 #define STALE_LOCK	300		/* seconds: a dotlock older is stale */
 
@@ -117,7 +118,7 @@ make_lock(struct mbox *mb)
 	snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if ((fd = open(mb->dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644)) != -1) {
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-		if (dl_write_all(fd, pid, strlen(pid)) == 0 &&
+		if (mt_write_all(fd, pid, strlen(pid)) == 0 &&
 		    linkat(AT_FDCWD, proc, AT_FDCWD, mb->lockpath,
 		    AT_SYMLINK_FOLLOW) == 0)
 			return close(fd);
@@ -133,7 +134,7 @@ make_lock(struct mbox *mb)
 	    O_NOFOLLOW, 0644);
 	if (fd == -1)
 		return -1;
-	if (dl_write_all(fd, pid, strlen(pid)) == -1 || close(fd) == -1) {
+	if (mt_write_all(fd, pid, strlen(pid)) == -1 || close(fd) == -1) {
 		err = errno;
 		unlink(mb->lockpath);
 		errno = err;

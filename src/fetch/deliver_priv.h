@@ -197,7 +197,6 @@ void dl_envelope_find(const struct mt_deliver_opts *o, const char *meta_sender,
 /* deliver_file.c: helpers shared by the file targets */
 int dl_mkdir(const char *path);
 int dl_open_dir(const char *path, int *fd);
-int dl_write_all(int fd, const char *p, size_t n);
 enum mt_deliver_status dl_classify(int err);
 int dl_split_token(const char *token, char *tmp, char *final);
 int dl_exists(int dfd, const char *name);

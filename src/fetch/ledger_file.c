@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "fetch/ledger_priv.h"
+#include "mailtunnel/util.h"
 
 #define WBUF_FLUSH	65536		/* write out records past this */
 
@@ -66,23 +67,6 @@ lg_frame(char *out, const char *payload, size_t len)
 }
 
 /* ---- writing ---- */
-
-int
-lg_write_all(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		if ((w = write(fd, p, n)) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 void
 lg_io_error(struct mt_ledger *l, const char *what, const char *file)
@@ -128,7 +112,7 @@ lg_file_flush(struct mt_ledger *l)
 		return -1;
 	if (l->wlen == 0)
 		return 0;
-	if (lg_write_all(l->jfd, l->wbuf, l->wlen) == -1) {
+	if (mt_write_all(l->jfd, l->wbuf, l->wlen) == -1) {
 		/* A part may be on disk: it is a torn tail for the next open. */
 		lg_io_error(l, "write", "journal");
 		l->failed = 1;
@@ -202,7 +186,7 @@ lg_journal_create(struct mt_ledger *l, uint64_t epoch)
 		lg_io_error(l, "create", "journal.tmp");
 		return -1;
 	}
-	if (n == 0 || lg_write_all(fd, hdr, n) == -1 || fdatasync(fd) == -1) {
+	if (n == 0 || mt_write_all(fd, hdr, n) == -1 || fdatasync(fd) == -1) {
 		lg_io_error(l, "write", "journal.tmp");
 		goto err1;
 	}

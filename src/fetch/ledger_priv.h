@@ -149,7 +149,6 @@ uint32_t lg_crc32(const void *buf, size_t len);
 size_t lg_frame(char *out, const char *payload, size_t len);
 size_t lg_header(const struct mt_ledger *l, uint64_t epoch, char *out,
     size_t size);
-int lg_write_all(int fd, const char *p, size_t n);
 void lg_io_error(struct mt_ledger *l, const char *what, const char *file);
 int lg_sync_dir(struct mt_ledger *l);
 int lg_journal_create(struct mt_ledger *l, uint64_t epoch);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "fetch/ledger_priv.h"
+#include "mailtunnel/util.h"
 
 #define PACK_MAX 4000			/* bytes of fingerprints per line */
 
@@ -31,7 +32,7 @@ struct wr {
 static void
 wr_flush(struct wr *w)
 {
-	if (w->err == 0 && w->n > 0 && lg_write_all(w->fd, w->buf, w->n) == -1)
+	if (w->err == 0 && w->n > 0 && mt_write_all(w->fd, w->buf, w->n) == -1)
 		w->err = errno;
 	w->bytes += (off_t)w->n;
 	w->n = 0;
