@@ -24,16 +24,33 @@ pipelining(struct mt_fetch *j)
 	return p->capa_known && (p->capa.flags & MT_POP3_CAPA_PIPELINING);
 }
 
+/*
+ * UIDL first, LIST only when something is new: sizes matter only for
+ * messages still to fetch (maxSize, progress), and a server works out
+ * every message's size for LIST, which would make a run with nothing new
+ * pay for the whole mailbox.
+ */
 void
 p3_list(struct mt_fetch *j)
 {
 	ft_queue(j, "UIDL");
 	p3_push(j, P3_C_UIDL, 0);
-	if (pipelining(j)) {
-		ft_queue(j, "LIST");
-		p3_push(j, P3_C_LIST, 0);
-	}
 	ft_conn_flush(&j->conn);
+}
+
+static int
+any_new(struct mt_fetch *j)
+{
+	struct mt_ledger_entry e;
+	size_t i;
+
+	if (j->first_run && j->c.first_run == MT_FETCH_FIRST_NEW)
+		return 0;
+	for (i = 0; i < j->nmsgs; i++)
+		if (mt_ledger_lookup(j->lf, j->msgs[i].uidl, &e) != 1 ||
+		    !(e.flags & (MT_LEDGER_DELIVERED | MT_LEDGER_SEEN)))
+			return 1;
+	return 0;
 }
 
 int
@@ -86,11 +103,11 @@ p3_listing_end(struct mt_fetch *j, enum p3_cmd cmd)
 				    j->msgs[i].num);
 				return;
 			}
-		if (!pipelining(j)) {
+		if (any_new(j)) {
 			ft_send(j, "LIST");
 			p3_push(j, P3_C_LIST, 0);
+			return;
 		}
-		return;
 	}
 	mt_log_c(&j->log, MT_LOG_DEBUG, "%s lists %zu messages", j->c.host,
 	    j->nmsgs);
