@@ -629,26 +629,34 @@ test_protocol(void **state)
 	mt_config_free(cfg);
 }
 
+/* Load text, which must load, and print it as -t -v does into buf. */
+static void
+dump_of(const char *text, char *buf, size_t size)
+{
+	struct mt_config *cfg = load(text);
+	FILE *f;
+
+	assert_non_null(cfg);
+	f = fmemopen(buf, size, "w");
+	mt_config_dump(cfg, f);
+	fclose(f);
+	mt_config_free(cfg);
+}
+
 static void
 test_dump_round_trip(void **state)
 {
 	static char first[8192], second[8192];
-	struct mt_config *cfg;
-	FILE *f;
 
 	(void)state;
-	cfg = load("debug = info\nworkers = 2\n[svc]\nclient = yes\n"
+	dump_of("debug = info\nworkers = 2\n[svc]\nclient = yes\n"
 	    "accept = 127.0.0.1:1110\nconnect = [::1]:995\nconnect = b:pop3s\n"
 	    "checkHost = mail.example\ncheckIP = 10.0.0.1\n"
 	    "options = NO_TICKET\noptions = -NO_COMPRESSION\n"
 	    "socket = r:SO_LINGER=1:30\nsocket = a:SO_BINDTODEVICE=lo\n"
 	    "TIMEOUTidle = 2h\nretry = 500\nsslVersionMax = TLSv1.2\n"
-	    "protocol = SMTP\nprotocolHost = relay.example\n");
-	assert_non_null(cfg);
-	f = fmemopen(first, sizeof(first), "w");
-	mt_config_dump(cfg, f);
-	fclose(f);
-	mt_config_free(cfg);
+	    "protocol = SMTP\nprotocolHost = relay.example\n", first,
+	    sizeof(first));
 	assert_non_null(strstr(first, "connect = [::1]:995\n"));
 	assert_non_null(strstr(first, "options = -NO_COMPRESSION\n"));
 	assert_non_null(strstr(first, "socket = r:SO_LINGER=1:30\n"));
@@ -657,12 +665,7 @@ test_dump_round_trip(void **state)
 	assert_non_null(strstr(first, "protocol = smtp\n"));
 	assert_non_null(strstr(first, "protocolHost = relay.example\n"));
 
-	cfg = load(first);
-	assert_non_null(cfg);
-	f = fmemopen(second, sizeof(second), "w");
-	mt_config_dump(cfg, f);
-	fclose(f);
-	mt_config_free(cfg);
+	dump_of(first, second, sizeof(second));
 	assert_string_equal(first, second);
 }
 
@@ -778,29 +781,18 @@ static void
 test_fetch_dump_round_trip(void **state)
 {
 	static char first[8192], second[8192];
-	struct mt_config *cfg;
-	FILE *f;
 
 	(void)state;
-	cfg = load("[box]\nfetch = imaps://alice@imap.example.org\n"
+	dump_of("[box]\nfetch = imaps://alice@imap.example.org\n"
 	    "deliver = mbox:/var/mail/alice\ntokenCommand = oauth2 token\n"
 	    "folder = INBOX\nfolder = Lists/dev\nkeep = 2w\ninterval = 90s\n"
-	    "maxSize = 1536k\nfirstRun = new\ndelete = yes\n");
-	assert_non_null(cfg);
-	f = fmemopen(first, sizeof(first), "w");
-	mt_config_dump(cfg, f);
-	fclose(f);
-	mt_config_free(cfg);
+	    "maxSize = 1536k\nfirstRun = new\ndelete = yes\n", first,
+	    sizeof(first));
 	assert_non_null(strstr(first, "keep = 2w\n"));
 	assert_non_null(strstr(first, "maxSize = 1536k\n"));
 	assert_null(strstr(first, "accept"));
 	assert_null(strstr(first, "TIMEOUTidle"));
-	cfg = load(first);
-	assert_non_null(cfg);
-	f = fmemopen(second, sizeof(second), "w");
-	mt_config_dump(cfg, f);
-	fclose(f);
-	mt_config_free(cfg);
+	dump_of(first, second, sizeof(second));
 	assert_string_equal(strchr(first, '\n'), strchr(second, '\n'));
 }
 
