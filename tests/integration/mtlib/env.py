@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import ctypes
 import os
+import random
 import re
 import shutil
 import signal
@@ -77,12 +78,41 @@ def srcdir():
 
 # --- ports ---------------------------------------------------------------
 
+_handed_out = set()
+
+
+def _ephemeral_floor():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port that was free on host a moment ago (bind to port 0)."""
+    """A TCP port that was free on host a moment ago.
+
+    Taken at random below the kernel's ephemeral range and never twice in
+    one test: a port left to the kernel (bind to port 0) can come back at
+    once to the next port-0 bind, so a port handed out for mailtunnel to
+    listen on later could meanwhile go to a scripted server or to an
+    outgoing connection of this very test."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    top = min(_ephemeral_floor(), 65536)
+    low = 10000 if top > 12000 else 1024
+    rng = random.SystemRandom()
+    for _ in range(1000):
+        port = rng.randrange(low, top)
+        if port in _handed_out:
+            continue
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port on {host} in {low}-{top - 1}")
 
 
 def free_port6():
