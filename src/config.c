@@ -306,7 +306,8 @@ handler(void *user, const char *section, const char *name, const char *value)
 	value = ld->cur.value;
 	if (ld->svc != NULL)
 		ld->svc_options++;
-	if ((opt = mt_option_find(name)) == NULL) {
+	if ((opt = mt_option_find(name, ld->svc != NULL ? MT_SCOPE_SERVICE :
+	    MT_SCOPE_GLOBAL)) == NULL) {
 		unknown_option(ld, name);
 		return 1;
 	}

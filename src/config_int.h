@@ -94,8 +94,11 @@ struct mt_option {
 extern const struct mt_option mt_options[];
 extern const size_t mt_options_count;
 
-/* The row for name (case-insensitive), or NULL. */
-const struct mt_option *mt_option_find(const char *name);
+/*
+ * The row for name (case-insensitive) in scope, else its row in the other
+ * scope ("debug" has one in each), else NULL.
+ */
+const struct mt_option *mt_option_find(const char *name, unsigned scope);
 /* The row index (for struct mt_optset). */
 size_t mt_option_index(const struct mt_option *opt);
 /* The closest supported option name within a small distance, or NULL. */
@@ -141,6 +144,7 @@ extern const struct mt_opt_type mt_type_ip_list;
 extern const struct mt_opt_type mt_type_accept;
 extern const struct mt_opt_type mt_type_connect;
 extern const struct mt_opt_type mt_type_debug;
+extern const struct mt_opt_type mt_type_service_debug;
 extern const struct mt_opt_type mt_type_foreground;
 extern const struct mt_opt_type mt_type_client;
 extern const struct mt_opt_type mt_type_verify;

@@ -115,6 +115,9 @@ const struct mt_option mt_options[] = {
 	    "greeting"),
 	SERVICE("protocolHost", MT_OPT_TUNNEL, ehlo_name, protocol_host, NULL, 0, 0,
 	    "protocol = smtp: the EHLO name; default: this machine's name"),
+	SERVICE("debug", 0, service_debug, debug_level, NULL, 0, 0,
+	    "in a [section]: this service's own log level; default: the "
+	    "global one"),
 	SERVICE("socket", MT_OPT_REPEAT | MT_OPT_ACCUMULATE | MT_OPT_TUNNEL,
 	    sockopt, sockopts, NULL, 0, 0, "a|l|r:NAME=VALUE socket option"),
 
@@ -228,14 +231,20 @@ _Static_assert(MT_ARRAY_LEN(mt_options) <= MT_CONFIG_MAX_OPTIONS,
     "struct mt_optset is too small for the option table");
 
 const struct mt_option *
-mt_option_find(const char *name)
+mt_option_find(const char *name, unsigned scope)
 {
+	const struct mt_option *other = NULL;
 	size_t i;
 
-	for (i = 0; i < mt_options_count; i++)
-		if (strcasecmp(mt_options[i].name, name) == 0)
+	for (i = 0; i < mt_options_count; i++) {
+		if (strcasecmp(mt_options[i].name, name) != 0)
+			continue;
+		if (mt_options[i].scope & scope)
 			return &mt_options[i];
-	return NULL;
+		if (other == NULL)
+			other = &mt_options[i];
+	}
+	return other;
 }
 
 size_t

@@ -231,7 +231,7 @@ void
 mt_config_check_protocol(struct mt_config_report *report,
     const struct mt_service_conf *svc)
 {
-	size_t host = mt_option_index(mt_option_find("protocolHost"));
+	size_t host = mt_option_index(mt_option_find("protocolHost", MT_SCOPE_SERVICE));
 
 	if (svc->protocol != MT_PROTO_NONE)
 		check_ports(report, svc);

@@ -104,7 +104,7 @@ mt_config_dump(const struct mt_config *cfg, FILE *out)
 int
 mt_config_global_is_set(const struct mt_config *cfg, const char *name)
 {
-	const struct mt_option *opt = mt_option_find(name);
+	const struct mt_option *opt = mt_option_find(name, MT_SCOPE_GLOBAL);
 
 	return opt != NULL && mt_optset_has(&cfg->set, mt_option_index(opt));
 }
@@ -112,7 +112,7 @@ mt_config_global_is_set(const struct mt_config *cfg, const char *name)
 int
 mt_service_conf_is_set(const struct mt_service_conf *svc, const char *name)
 {
-	const struct mt_option *opt = mt_option_find(name);
+	const struct mt_option *opt = mt_option_find(name, MT_SCOPE_SERVICE);
 	size_t i;
 
 	if (opt == NULL)
@@ -124,7 +124,7 @@ mt_service_conf_is_set(const struct mt_service_conf *svc, const char *name)
 unsigned
 mt_service_conf_line(const struct mt_service_conf *svc, const char *name)
 {
-	const struct mt_option *opt = mt_option_find(name);
+	const struct mt_option *opt = mt_option_find(name, MT_SCOPE_SERVICE);
 	size_t i;
 
 	if (opt == NULL)

@@ -453,6 +453,48 @@ const struct mt_opt_type mt_type_debug = {
 	"level", debug_parse, debug_reset, debug_copy, debug_print
 };
 
+/* A service's own "debug = LEVEL", as stunnel takes it: no facility. */
+static int
+service_debug_parse(const struct mt_option *opt, void *obj, const char *value,
+    const struct mt_opt_where *where)
+{
+	int level, facility;
+
+	if (mt_log_parse_level(value, &level, &facility) == -1) {
+		mt_opt_error(where, opt, "expected a level 0-7 or emerg, alert, "
+		    "crit, err, warning, notice, info, debug, not '%s'", value);
+		return -1;
+	}
+	if (strchr(value, '.') != NULL) {
+		mt_opt_error(where, opt, "a syslog facility can only be set in "
+		    "the global section; write 'debug = %s' here",
+		    mt_log_level_name(level));
+		return -1;
+	}
+	*FIELD(obj, opt, int) = level;
+	return 0;
+}
+
+static void
+service_debug_reset(const struct mt_option *opt, void *obj)
+{
+	*FIELD(obj, opt, int) = -1;
+}
+
+static void
+service_debug_print(const struct mt_option *opt, const void *obj, FILE *out)
+{
+	int level = *CFIELD(obj, opt, int);
+
+	if (level >= 0)
+		fprintf(out, "%s = %s\n", opt->name, mt_log_level_name(level));
+}
+
+const struct mt_opt_type mt_type_service_debug = {
+	"level", service_debug_parse, service_debug_reset, mt_opt_int_copy,
+	service_debug_print
+};
+
 static int
 foreground_parse(const struct mt_option *opt, void *obj, const char *value,
     const struct mt_opt_where *where)

@@ -184,7 +184,9 @@ usage(FILE *out)
 "Usage: mailtunnel fetch -c CONFIG [-v] [SERVICE...]\n"
 "\n"
 "Run the fetch services of CONFIG once (all of them, or those named),\n"
-"at the same time, and exit with the worst result (see fetch --help).\n");
+"at the same time, and exit with the worst result (see fetch --help).\n"
+"-v: more detail (from every service, whatever its debug level says);\n"
+"twice: protocol traces, with every secret shown as <redacted>.\n");
 }
 
 int
@@ -201,7 +203,8 @@ mt_fetch_config_main(int argc, char **argv)
 	struct mt_config *cfg;
 	struct event *sig[2];
 	const char *path = NULL;
-	int c, verbose = 0, rc;
+	int c, verbose = 0, level, rc;
+	size_t i;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
@@ -212,8 +215,9 @@ mt_fetch_config_main(int argc, char **argv)
 		default: usage(stderr); return EX_USAGE;
 		}
 	}
-	mt_log_set_level(verbose >= 2 ? MT_LOG_DEBUG : verbose == 1 ?
-	    MT_LOG_INFO : MT_LOG_NOTICE);
+	level = verbose >= 2 ? MT_LOG_DEBUG : verbose == 1 ? MT_LOG_INFO :
+	    MT_LOG_NOTICE;
+	mt_log_set_level(level);
 	cfg = mt_config_load(path, &report);
 	mt_config_report_print(&report, stderr);
 	if (cfg == NULL || missing_names(cfg, argv + optind, argc - optind)) {
@@ -221,6 +225,10 @@ mt_fetch_config_main(int argc, char **argv)
 		mt_config_free(cfg);
 		return EX_CONFIG;
 	}
+	/* -v asks every service for that much detail at least. */
+	for (i = 0; verbose > 0 && i < cfg->nservices; i++)
+		if (cfg->services[i]->debug_level < level)
+			cfg->services[i]->debug_level = -1;
 	signal(SIGPIPE, SIG_IGN);
 	if ((b.base = event_base_new()) == NULL ||
 	    (b.dns = evdns_base_new(b.base,

@@ -66,6 +66,7 @@ mt_fetch_service_fill(struct mt_fetch_service_conf *f, struct mt_service *svc,
 	if (fill_folders(f, conf, err, errsz) == -1)
 		return -1;
 	c->name = conf->name;
+	c->log_level = conf->debug_level;
 	if (conf->auth != NULL)
 		c->auth = conf->auth;
 	c->password_file = conf->password_file;

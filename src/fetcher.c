@@ -100,8 +100,10 @@ run_now(evutil_socket_t fd, short what, void *arg)
 {
 	struct sched *s = arg;
 	struct mt_fetch_service_conf fc;
-	struct mt_log_ctx log = { s->svc->conf->name, 0, NULL };
+	struct mt_log_ctx log = { s->svc->conf->name, 0, NULL, 0, 0 };
 	char err[512];
+
+	mt_log_ctx_set_level(&log, s->svc->conf->debug_level);
 
 	if (s->job != NULL)
 		return;

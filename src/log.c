@@ -61,6 +61,21 @@ mt_log_enabled(int level)
 	return level <= atomic_load(&log_level);
 }
 
+int
+mt_log_enabled_c(const struct mt_log_ctx *ctx, int level)
+{
+	if (ctx != NULL && ctx->has_level)
+		return level <= ctx->level;
+	return mt_log_enabled(level);
+}
+
+void
+mt_log_ctx_set_level(struct mt_log_ctx *ctx, int level)
+{
+	ctx->has_level = level >= 0;
+	ctx->level = level;
+}
+
 void
 mt_log_set_hook(mt_log_hook_fn *fn, void *arg)
 {
@@ -223,7 +238,7 @@ mt_log_v(const struct mt_log_ctx *ctx, int level, const char *fmt, va_list ap)
 	size_t n;
 	int r;
 
-	if (!mt_log_enabled(level))
+	if (!mt_log_enabled_c(ctx, level))
 		return;
 	n = format_prefix(msg, sizeof(msg), ctx);
 	r = vsnprintf(msg + n, sizeof(msg) - n, fmt, ap);

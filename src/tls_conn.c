@@ -178,7 +178,7 @@ SSL *
 mt_tls_ssl_new(struct mt_tls_ctx *ctx, const char *target_host,
     const char *target_port)
 {
-	struct mt_log_ctx lc = { ctx->name, 0, NULL };
+	struct mt_log_ctx lc = { ctx->name, 0, NULL, 0, 0 };
 	struct mt_tls_conn *conn;
 	int ctx_idx, conn_idx;
 	SSL_SESSION *sess;

@@ -494,6 +494,7 @@ mt_tunnel_start(struct mt_tunnel_env *env, struct mt_service *svc, int fd,
 	t->log.service = conf->name;
 	t->log.id = mt_service_next_id();
 	t->log.peer = t->peer;
+	mt_log_ctx_set_level(&t->log, conf->debug_level);
 	mt_net_nodelay(fd);
 	if (mt_net_apply_sockopts(fd, 'l', conf->sockopts, conf->nsockopts,
 	    err, sizeof(err)) == -1) {

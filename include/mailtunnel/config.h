@@ -120,6 +120,8 @@ struct mt_service_conf {
 	int failover_rr;		/* failover = rr (else prio) */
 	enum mt_protocol protocol;	/* STARTTLS dialogue, or none */
 	char *protocol_host;		/* EHLO name; NULL: the default */
+	int debug_level;		/* this service's "debug"; -1: the
+					   global one */
 
 	/* Fetch services. */
 	char *fetch_url;		/* pop3s://user@host, imaps://... */

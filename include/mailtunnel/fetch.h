@@ -64,6 +64,9 @@ enum mt_fetch_first_run {
 
 struct mt_fetch_conf {
 	const char *name;		/* log prefix "[name]"; NULL: none */
+	int log_level;			/* the service's own "debug"; -1 (set
+					   by mt_fetch_conf_init): the
+					   process-wide level */
 
 	/* The account (see fetch_url.h for a URL that fills these). */
 	enum mt_fetch_proto proto;

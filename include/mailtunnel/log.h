@@ -31,6 +31,9 @@ struct mt_log_ctx {
 	const char *service;		/* NULL: no "[service]" part */
 	unsigned long long id;		/* 0: no "#id" part */
 	const char *peer;		/* NULL: no peer part */
+	int has_level;			/* 0: the process-wide level applies */
+	int level;			/* else lines above this are dropped
+					   (a service's own "debug") */
 };
 
 #if defined(__GNUC__)
@@ -49,6 +52,10 @@ void mt_log_v(const struct mt_log_ctx *ctx, int level, const char *fmt,
 void mt_log_set_level(int level);
 int mt_log_get_level(void);
 int mt_log_enabled(int level);
+/* Whether a line at level about ctx (NULL: none) would be written. */
+int mt_log_enabled_c(const struct mt_log_ctx *ctx, int level);
+/* Give ctx a level of its own; a negative level: the process-wide one. */
+void mt_log_ctx_set_level(struct mt_log_ctx *ctx, int level);
 
 /*
  * Sinks. Each replaces the current one. mt_log_to_file() returns -1 and keeps

@@ -39,6 +39,8 @@ copy_log(struct mt_deliver *t, const struct mt_log_ctx *log)
 	if (log == NULL)
 		return 0;
 	t->log.id = log->id;
+	t->log.has_level = log->has_level;
+	t->log.level = log->level;
 	if (log->service != NULL &&
 	    (t->log.service = t->log_service = strdup(log->service)) == NULL)
 		return -1;

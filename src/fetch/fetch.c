@@ -28,6 +28,7 @@ void
 mt_fetch_conf_init(struct mt_fetch_conf *c)
 {
 	memset(c, 0, sizeof(*c));
+	c->log_level = -1;
 	c->command_timeout_ms = 30000;
 	c->timeout_connect_s = 30;
 	c->timeout_io_s = 120;
@@ -366,6 +367,7 @@ mt_fetch_start(struct event_base *base, const struct mt_fetch_conf *c,
 	    (j->fin = event_new(base, -1, 0, finished, j)) == NULL)
 		goto err1;
 	j->log.service = j->c.name;
+	mt_log_ctx_set_level(&j->log, j->c.log_level);
 	mt_fetch_account(&j->c, j->account, sizeof(j->account));
 	event_active(j->ev, EV_TIMEOUT, 0);
 

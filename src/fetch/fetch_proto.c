@@ -35,7 +35,7 @@ queue_v(struct mt_fetch *j, const char *fmt, va_list ap)
 		    "than %d bytes", CMD_MAX);
 		return;
 	}
-	if (mt_log_enabled(MT_LOG_DEBUG))
+	if (mt_log_enabled_c(&j->log, MT_LOG_DEBUG))
 		mt_log_c(&j->log, MT_LOG_DEBUG, "C: %s",
 		    mt_log_redact(line, (size_t)n, shown, sizeof(shown)));
 	memcpy(line + n, "\r\n", 2);

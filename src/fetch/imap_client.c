@@ -312,7 +312,7 @@ tagged(struct mt_fetch *j, const struct mt_imap_event *ev)
 	cmd = p->q[i];
 	memmove(&p->q[i], &p->q[i + 1], (p->nq - i - 1) * sizeof(p->q[0]));
 	p->nq--;
-	if (mt_log_enabled(MT_LOG_DEBUG))
+	if (mt_log_enabled_c(&j->log, MT_LOG_DEBUG))
 		mt_log_c(&j->log, MT_LOG_DEBUG, "S: A%u %s %s", cmd.tag,
 		    ev->status == MT_IMAP_OK ? "OK" : ev->status == MT_IMAP_NO ?
 		    "NO" : "BAD", imc_text(ev, text, sizeof(text)));

@@ -53,6 +53,8 @@ copy_log(struct mt_ledger *l, const struct mt_log_ctx *log)
 	if (log == NULL)
 		return 0;
 	l->log.id = log->id;
+	l->log.has_level = log->has_level;
+	l->log.level = log->level;
 	if (log->service != NULL &&
 	    (l->log.service = l->log_service = strdup(log->service)) == NULL)
 		return -1;

@@ -262,7 +262,7 @@ status_line(struct mt_fetch *j, const char *line, size_t len)
 		    text, sizeof(text)));
 		return -1;
 	}
-	if (mt_log_enabled(MT_LOG_DEBUG))
+	if (mt_log_enabled_c(&j->log, MT_LOG_DEBUG))
 		mt_log_c(&j->log, MT_LOG_DEBUG, "S: %s", ft_printable(line, len,
 		    text, sizeof(text)));
 	if (st.status == MT_POP3_OK && (o.cmd == P3_C_CAPA ||

@@ -214,6 +214,34 @@ def drain_cases(t, pki, echo):
         s.close()
 
 
+def debug_cases(t, pki, echo):
+    """stunnel's service-level debug: a level of the service's own."""
+    ports = {name: t.port() for name in ("loud", "quiet", "plain")}
+    conf = "debug = notice\n" + \
+        service("loud", ports["loud"], echo.port, pki, "debug = debug") + \
+        service("quiet", ports["quiet"], echo.port, pki, "debug = 3") + \
+        service("plain", ports["plain"], echo.port, pki)
+    mt = Mailtunnel(t, conf, name="mt-debug").start(
+        wait_ports=list(ports.values()))
+    with t.case("debug in a section sets that service's log level"):
+        for name, port in ports.items():
+            with open_conn(port) as s:
+                expect_equal(name, ping(s, b"hi\n"), b"hi\n")
+        # At debug, [loud] tells the close; the close line is at info.
+        mt.wait_for_log(r"debug: \[loud\] #\d+ 127\.0\.0\.1:\d+: client "
+                        r"finished sending")
+        mt.wait_for_log(r"info: \[loud\] #\d+ .*closed after")
+        wait_until(lambda: len(echo.conns) >= 3 and
+                   all(c.done.is_set() for c in echo.conns[-3:]), 10,
+                   "the three connections to end")
+        time.sleep(0.3)
+        expect_equal("exit", mt.stop(), 0)
+        log = mt.log_text()
+        for name in ("quiet", "plain"):
+            if f"[{name}]" in log:
+                fail(f"[{name}] logged below its level:\n{log}")
+
+
 def main(t):
     pki = t.pki()
     echo = tlsserver.echo_server(t, pki.leaf("good"))
@@ -223,6 +251,7 @@ def main(t):
     sharing_cases(t, pki, echo)
     reload_cases(t, pki, echo, echo2)
     drain_cases(t, pki, echo)
+    debug_cases(t, pki, echo)
 
 
 mtlib.run(main)

@@ -104,6 +104,25 @@ connect = 127.0.0.1:{dc.ports['pop3s']}
             f"state = {state}", f"state = {t.mkdir('state3')}"))
         r = t.run([binary(), "fetch", "-c", path], check=False)
         expect_equal("exit", r.returncode, 77)
+    with t.case("debug in a fetch section: its own level; -v raises it"):
+        def run_with(extra, *args):
+            path = t.write("debug.conf", conf(t.path("Maildir5"),
+                                              extra=extra).replace(
+                f"state = {state}", f"state = {t.mkdir('state5')}"))
+            r = t.run([binary(), "fetch", "-c", path, *args, "box"],
+                      check=False)
+            expect_equal("exit", r.returncode, 0)
+            return r.stderr.decode()
+        err = run_with("debug = debug")
+        if "debug: [box] C: A" not in err or "<redacted>" not in err:
+            fail(f"no protocol trace at debug = debug:\n{err}")
+        if dc.password in err:
+            fail("the password reached the trace")
+        err = run_with("debug = err")
+        if "[box]" in err:
+            fail(f"[box] logged below err:\n{err}")
+        if "[box]" not in run_with("debug = err", "-v"):
+            fail("-v did not raise the level of [box]")
 
 
 mtlib.run(main)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -254,6 +255,32 @@ test_inheritance(void **state)
 	mt_config_free(cfg);
 }
 
+/* stunnel's service-level "debug = LEVEL": its own, never inherited. */
+static void
+test_service_debug(void **state)
+{
+	struct mt_config *cfg;
+
+	(void)state;
+	cfg = load("debug = mail.info\nclient = yes\nconnect = h:1\n"
+	    "[a]\naccept = 127.0.0.1:1\nDebug = 7\n"
+	    "[b]\naccept = 127.0.0.1:2\ndebug = warning\n"
+	    "[c]\naccept = 127.0.0.1:3\n"
+	    "[f]\nfetch = pop3s://u@h\ndeliver = maildir:/m\n"
+	    "passwordFile = /pw\ndebug = err\n");
+	assert_non_null(cfg);
+	assert_int_equal(report.n, 0);
+	assert_int_equal(cfg->debug_level, MT_LOG_INFO);
+	assert_int_equal(cfg->log_facility, LOG_MAIL);
+	assert_int_equal(cfg->services[0]->debug_level, MT_LOG_DEBUG);
+	assert_int_equal(cfg->services[1]->debug_level, MT_LOG_WARNING);
+	assert_int_equal(cfg->services[2]->debug_level, -1);
+	assert_int_equal(cfg->services[3]->debug_level, MT_LOG_ERR);
+	assert_int_equal(mt_service_conf_line(cfg->services[1], "debug"), 9);
+	assert_true(mt_config_global_is_set(cfg, "debug"));
+	mt_config_free(cfg);
+}
+
 static void
 test_connect_failover(void **state)
 {
@@ -365,6 +392,12 @@ static const struct bad_case bad_cases[] = {
 	{ "workers = 1000\n", "error: workers: expected a whole number from 0 "
 	  "to 256, not '1000'" },
 	{ "debug = loud\n", "error: debug: expected a level 0-7" },
+	{ "[a]\ndebug = loud\n", "test.conf:2: error: [a] debug: expected a "
+	  "level 0-7 or emerg, alert, crit, err, warning, notice, info, debug, "
+	  "not 'loud'" },
+	{ "[a]\ndebug = mail.info\n", "test.conf:2: error: [a] debug: a "
+	  "syslog facility can only be set in the global section; write "
+	  "'debug = info' here" },
 	{ "foreground = perhaps\n", "expected yes, no or quiet" },
 	{ "setuid = no-such-user-here\n",
 	  "error: setuid: no such user 'no-such-user-here'" },
@@ -655,7 +688,7 @@ test_dump_round_trip(void **state)
 	    "options = NO_TICKET\noptions = -NO_COMPRESSION\n"
 	    "socket = r:SO_LINGER=1:30\nsocket = a:SO_BINDTODEVICE=lo\n"
 	    "TIMEOUTidle = 2h\nretry = 500\nsslVersionMax = TLSv1.2\n"
-	    "protocol = SMTP\nprotocolHost = relay.example\n", first,
+	    "protocol = SMTP\nprotocolHost = relay.example\ndebug = 7\n", first,
 	    sizeof(first));
 	assert_non_null(strstr(first, "connect = [::1]:995\n"));
 	assert_non_null(strstr(first, "options = -NO_COMPRESSION\n"));
@@ -664,6 +697,7 @@ test_dump_round_trip(void **state)
 	assert_non_null(strstr(first, "debug = info\n"));
 	assert_non_null(strstr(first, "protocol = smtp\n"));
 	assert_non_null(strstr(first, "protocolHost = relay.example\n"));
+	assert_non_null(strstr(first, "\ndebug = debug\n"));
 
 	dump_of(first, second, sizeof(second));
 	assert_string_equal(first, second);
@@ -814,6 +848,7 @@ main(void)
 		cmocka_unit_test(test_long_lines),
 		cmocka_unit_test(test_empty_value_unsets),
 		cmocka_unit_test(test_inheritance),
+		cmocka_unit_test(test_service_debug),
 		cmocka_unit_test(test_connect_failover),
 		cmocka_unit_test(test_accept_forms),
 		cmocka_unit_test(test_bad_input),

@@ -69,7 +69,7 @@ test_redact_truncates(void **state)
 static void
 test_prefix_and_level(void **state)
 {
-	struct mt_log_ctx ctx = { "gmail-pop3", 7, "127.0.0.1:4242" };
+	struct mt_log_ctx ctx = { "gmail-pop3", 7, "127.0.0.1:4242", 0, 0 };
 
 	(void)state;
 	mt_log_set_hook(hook, NULL);
@@ -90,6 +90,42 @@ test_prefix_and_level(void **state)
 	ctx.peer = NULL;
 	mt_log_c(&ctx, MT_LOG_WARNING, "x");
 	assert_string_equal(last, "[gmail-pop3] x");
+	mt_log_set_hook(NULL, NULL);
+}
+
+/* A service's own "debug" beats the process-wide level, both ways. */
+static void
+test_context_level(void **state)
+{
+	struct mt_log_ctx loud = { "loud", 1, NULL, 0, 0 };
+	struct mt_log_ctx quiet = { "quiet", 2, NULL, 0, 0 };
+	struct mt_log_ctx plain = { "plain", 3, NULL, 0, 0 };
+
+	(void)state;
+	mt_log_set_hook(hook, NULL);
+	mt_log_set_level(MT_LOG_NOTICE);
+	mt_log_ctx_set_level(&loud, MT_LOG_DEBUG);
+	mt_log_ctx_set_level(&quiet, MT_LOG_ERR);
+	mt_log_ctx_set_level(&plain, -1);
+
+	last[0] = '\0';
+	mt_log_c(&loud, MT_LOG_DEBUG, "trace");
+	assert_string_equal(last, "[loud] #1 trace");
+	assert_true(mt_log_enabled_c(&loud, MT_LOG_DEBUG));
+
+	last[0] = '\0';
+	mt_log_c(&quiet, MT_LOG_WARNING, "dropped");
+	assert_string_equal(last, "");
+	assert_false(mt_log_enabled_c(&quiet, MT_LOG_NOTICE));
+	mt_log_c(&quiet, MT_LOG_ERR, "kept");
+	assert_string_equal(last, "[quiet] #2 kept");
+
+	last[0] = '\0';
+	mt_log_c(&plain, MT_LOG_INFO, "dropped");
+	assert_string_equal(last, "");
+	mt_log_c(&plain, MT_LOG_NOTICE, "kept");
+	assert_string_equal(last, "[plain] #3 kept");
+	assert_false(mt_log_enabled_c(NULL, MT_LOG_INFO));
 	mt_log_set_hook(NULL, NULL);
 }
 
@@ -155,6 +191,7 @@ main(void)
 		cmocka_unit_test(test_redact),
 		cmocka_unit_test(test_redact_truncates),
 		cmocka_unit_test(test_prefix_and_level),
+		cmocka_unit_test(test_context_level),
 		cmocka_unit_test(test_parse_level),
 		cmocka_unit_test(test_file_sink_reopen),
 	};

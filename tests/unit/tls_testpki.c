@@ -361,7 +361,8 @@ tp_mark_lines(struct mt_service_conf *svc)
 	size_t i, idx;
 
 	for (i = 0; i < MT_ARRAY_LEN(tp_lines); i++) {
-		if ((opt = mt_option_find(tp_lines[i].name)) == NULL)
+		if ((opt = mt_option_find(tp_lines[i].name,
+		    MT_SCOPE_SERVICE)) == NULL)
 			continue;
 		idx = mt_option_index(opt);
 		mt_optset_add(&svc->set, idx);
