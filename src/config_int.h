@@ -133,6 +133,7 @@ void mt_config_validate(struct mt_config *cfg, struct mt_config_report *report);
 /* ---- value types (config_types.c) ---- */
 
 extern const struct mt_opt_type mt_type_bool;
+extern const struct mt_opt_type mt_type_bool_off;
 extern const struct mt_opt_type mt_type_uint;
 extern const struct mt_opt_type mt_type_duration;
 extern const struct mt_opt_type mt_type_string;

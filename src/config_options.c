@@ -19,8 +19,10 @@
 #define SERVICE(n, fl, t, f, d, lo, hi, doc) \
 	{ n, MT_SCOPE_SERVICE, fl, &mt_type_##t, \
 	  offsetof(struct mt_service_conf, f), d, lo, hi, doc }
-#define NOT_YET(n, scope, why) \
-	{ n, scope, MT_OPT_UNSUPPORTED, &mt_type_unsupported, 0, NULL, 0, 0, why }
+#define NOT_YET(n, scope, why) NOT_YET_BUT(n, scope, NULL, why)
+/* ...except for ok, the value that states what mailtunnel does anyway. */
+#define NOT_YET_BUT(n, scope, ok, why) \
+	{ n, scope, MT_OPT_UNSUPPORTED, &mt_type_unsupported, 0, ok, 0, 0, why }
 #define ANY (MT_SCOPE_GLOBAL | MT_SCOPE_SERVICE)
 #define DAY 86400ULL
 
@@ -102,6 +104,11 @@ const struct mt_option mt_options[] = {
 	    0, 10000000, "TLS sessions kept for resumption; 0: no limit"),
 	SERVICE("sessionCacheTimeout", 0, duration, tls.session_cache_timeout,
 	    "300", 0, 30 * DAY, "how long a TLS session is kept"),
+	SERVICE("sessionResume", 0, bool_off, tls.no_resume, "yes", 0, 0,
+	    "no: a full handshake every time, no session kept"),
+	SERVICE("renegotiation", 0, bool_off, tls.no_renegotiation, "yes", 0, 0,
+	    "no: refuse a TLS 1.2 server's renegotiation (the connection "
+	    "ends)"),
 	SERVICE("TIMEOUTconnect", 0, duration, timeout_connect, "10", 1, DAY,
 	    "time to connect and finish the TLS handshake"),
 	SERVICE("TIMEOUTidle", MT_OPT_TUNNEL, duration, timeout_idle, "43200", 1, 30 * DAY,
@@ -173,13 +180,13 @@ const struct mt_option mt_options[] = {
 	/* Real stunnel options that mailtunnel refuses rather than ignores. */
 	NOT_YET("exec", ANY, "running a program instead of connecting"),
 	NOT_YET("execArgs", ANY, "running a program instead of connecting"),
-	NOT_YET("pty", ANY, "running a program instead of connecting"),
+	NOT_YET_BUT("pty", ANY, "no", "running a program instead of connecting"),
 	NOT_YET("protocolAuthentication", ANY, "proxy protocols"),
 	NOT_YET("protocolDomain", ANY, "proxy protocols"),
 	NOT_YET("protocolUsername", ANY, "proxy protocols"),
 	NOT_YET("protocolPassword", ANY, "proxy protocols"),
 	NOT_YET("OCSP", ANY, "OCSP checking"),
-	NOT_YET("OCSPaia", ANY, "OCSP checking"),
+	NOT_YET_BUT("OCSPaia", ANY, "no", "OCSP checking"),
 	NOT_YET("OCSPflag", ANY, "OCSP checking"),
 	NOT_YET("OCSPnonce", ANY, "OCSP checking"),
 	NOT_YET("OCSPrequire", ANY, "OCSP checking"),
@@ -191,17 +198,15 @@ const struct mt_option mt_options[] = {
 	NOT_YET("redirect", ANY, "server mode"),
 	NOT_YET("ticketKeySecret", ANY, "server mode"),
 	NOT_YET("ticketMacSecret", ANY, "server mode"),
-	NOT_YET("renegotiation", ANY, "TLS renegotiation control"),
-	NOT_YET("sessionResume", ANY, "disabling resumption per service"),
 	NOT_YET("sessiond", ANY, "a shared session cache server"),
 	NOT_YET("PSKidentity", ANY, "pre-shared keys"),
 	NOT_YET("PSKsecrets", ANY, "pre-shared keys"),
-	NOT_YET("transparent", ANY, "transparent proxying"),
+	NOT_YET_BUT("transparent", ANY, "none", "transparent proxying"),
 	NOT_YET("local", ANY, "choosing the outgoing address"),
 	NOT_YET("reset", ANY, "TCP RST on errors"),
 	NOT_YET("ident", ANY, "ident (RFC 1413) checks"),
-	NOT_YET("libwrap", ANY, "TCP wrappers"),
-	NOT_YET("logId", ANY, "other connection id styles"),
+	NOT_YET_BUT("libwrap", ANY, "no", "TCP wrappers"),
+	NOT_YET_BUT("logId", ANY, "sequential", "other connection id styles"),
 	NOT_YET("stack", ANY, "thread stack size; mailtunnel has no thread "
 	    "per connection"),
 	NOT_YET("engine", ANY, "OpenSSL engines"),
@@ -211,13 +216,13 @@ const struct mt_option mt_options[] = {
 	NOT_YET("engineDefault", ANY, "OpenSSL engines"),
 	NOT_YET("CAengine", ANY, "OpenSSL engines"),
 	NOT_YET("config", ANY, "OpenSSL configuration commands"),
-	NOT_YET("fips", ANY, "FIPS mode"),
+	NOT_YET_BUT("fips", ANY, "no", "FIPS mode"),
 	NOT_YET("compression", ANY, "TLS compression (insecure, CRIME)"),
 	NOT_YET("EGD", ANY, "entropy daemons"),
 	NOT_YET("RNDbytes", ANY, "seeding the random generator"),
 	NOT_YET("RNDfile", ANY, "seeding the random generator"),
 	NOT_YET("RNDoverwrite", ANY, "seeding the random generator"),
-	NOT_YET("log", ANY, "overwriting the log file"),
+	NOT_YET_BUT("log", ANY, "append", "overwriting the log file"),
 	NOT_YET("service", ANY, "inetd and Windows service names"),
 	NOT_YET("taskbar", ANY, "the Windows task bar"),
 	NOT_YET("iconActive", ANY, "the Windows task bar"),

@@ -101,6 +101,31 @@ const struct mt_opt_type mt_type_bool = {
 	"yes|no", bool_parse, mt_opt_int_reset, mt_opt_int_copy, bool_print
 };
 
+/* A yes|no option kept as its negation, so that a zeroed struct means yes. */
+static int
+bool_off_parse(const struct mt_option *opt, void *obj, const char *value,
+    const struct mt_opt_where *where)
+{
+	int *off = FIELD(obj, opt, int);
+
+	if (bool_parse(opt, obj, value, where) == -1)
+		return -1;
+	*off = !*off;
+	return 0;
+}
+
+static void
+bool_off_print(const struct mt_option *opt, const void *obj, FILE *out)
+{
+	fprintf(out, "%s = %s\n", opt->name,
+	    *CFIELD(obj, opt, int) ? "no" : "yes");
+}
+
+const struct mt_opt_type mt_type_bool_off = {
+	"yes|no", bool_off_parse, mt_opt_int_reset, mt_opt_int_copy,
+	bool_off_print
+};
+
 /* ---- unsigned numbers and durations ---- */
 
 static int
@@ -381,8 +406,21 @@ static int
 unsupported_parse(const struct mt_option *opt, void *obj, const char *value,
     const struct mt_opt_where *where)
 {
-	mt_opt_error(where, opt, "this stunnel option is not supported yet by "
-	    "mailtunnel (%s)", opt->doc);
+	int b;
+
+	/* The one value that says what mailtunnel does anyway is fine. */
+	if (opt->def != NULL && (strcasecmp(value, opt->def) == 0 ||
+	    (strcmp(opt->def, "no") == 0 && mt_parse_bool(value, &b) == 0 &&
+	    !b)))
+		return 0;
+	if (opt->def != NULL)
+		mt_opt_error(where, opt, "this stunnel option is not supported "
+		    "yet by mailtunnel (%s); only '%s = %s', which is what "
+		    "mailtunnel does, is accepted", opt->doc, opt->name,
+		    opt->def);
+	else
+		mt_opt_error(where, opt, "this stunnel option is not supported "
+		    "yet by mailtunnel (%s)", opt->doc);
 	return -1;
 }
 

@@ -346,6 +346,10 @@ mt_tls_ctx_new(const struct mt_service_conf *svc,
 		SSL_CTX_set_options(b.sc, b.t->options_on);
 	if (b.t->options_off != 0)
 		SSL_CTX_clear_options(b.sc, b.t->options_off);
+	if (b.t->no_renegotiation)
+		SSL_CTX_set_options(b.sc, SSL_OP_NO_RENEGOTIATION);
+	if (b.t->no_resume)	/* nothing is offered, nothing is kept */
+		SSL_CTX_set_session_cache_mode(b.sc, SSL_SESS_CACHE_OFF);
 	set_protocol(&b);
 	set_ciphers(&b);
 	set_curves(&b);

@@ -71,6 +71,8 @@ struct mt_tls_conf {
 	unsigned long long security_level;	/* OpenSSL level, >= 2 */
 	unsigned long long session_cache_size;		/* 0: unlimited */
 	unsigned long long session_cache_timeout;	/* seconds */
+	int no_resume;			/* sessionResume = no */
+	int no_renegotiation;		/* renegotiation = no */
 };
 
 enum mt_service_kind {

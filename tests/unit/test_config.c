@@ -281,6 +281,27 @@ test_service_debug(void **state)
 	mt_config_free(cfg);
 }
 
+/*
+ * Refused stunnel options still take the one value that states what
+ * mailtunnel does anyway (stunnel's default), as generated files write.
+ */
+static void
+test_unsupported_default_values(void **state)
+{
+	struct mt_config *cfg;
+
+	(void)state;
+	cfg = load("fips = no\nlog = Append\nlibwrap = off\n"
+	    "logId = sequential\n[a]\nclient = yes\naccept = 1\n"
+	    "connect = h:1\ntransparent = none\npty = no\nOCSPaia = no\n"
+	    "sessionResume = no\nrenegotiation = no\nfips =\n");
+	assert_non_null(cfg);
+	assert_int_equal(report.errors, 0);
+	assert_int_equal(cfg->services[0]->tls.no_resume, 1);
+	assert_int_equal(cfg->services[0]->tls.no_renegotiation, 1);
+	mt_config_free(cfg);
+}
+
 static void
 test_connect_failover(void **state)
 {
@@ -339,7 +360,14 @@ static const struct bad_case bad_cases[] = {
 	  "test.conf:2: error: [a] exec: this stunnel option is not supported "
 	  "yet by mailtunnel (running a program instead of connecting)" },
 	{ "OCSPaia = yes\n", "error: OCSPaia: this stunnel option is not "
-	  "supported yet by mailtunnel (OCSP checking)" },
+	  "supported yet by mailtunnel (OCSP checking); only 'OCSPaia = no', "
+	  "which is what mailtunnel does, is accepted" },
+	{ "[a]\nfips = yes\n", "test.conf:2: error: [a] fips: this stunnel "
+	  "option is not supported yet by mailtunnel (FIPS mode); only "
+	  "'fips = no', which is what mailtunnel does, is accepted" },
+	{ "logId = unique\n", "error: logId: this stunnel option is not "
+	  "supported yet by mailtunnel (other connection id styles); only "
+	  "'logId = sequential'" },
 	{ "[a]\nprotocol = nntp\n",
 	  "test.conf:2: error: [a] protocol: 'nntp' is a stunnel protocol that "
 	  "mailtunnel does not support yet (it speaks pop3, imap and smtp)" },
@@ -688,7 +716,8 @@ test_dump_round_trip(void **state)
 	    "options = NO_TICKET\noptions = -NO_COMPRESSION\n"
 	    "socket = r:SO_LINGER=1:30\nsocket = a:SO_BINDTODEVICE=lo\n"
 	    "TIMEOUTidle = 2h\nretry = 500\nsslVersionMax = TLSv1.2\n"
-	    "protocol = SMTP\nprotocolHost = relay.example\ndebug = 7\n", first,
+	    "protocol = SMTP\nprotocolHost = relay.example\ndebug = 7\n"
+	    "sessionResume = no\nrenegotiation = no\n", first,
 	    sizeof(first));
 	assert_non_null(strstr(first, "connect = [::1]:995\n"));
 	assert_non_null(strstr(first, "options = -NO_COMPRESSION\n"));
@@ -698,6 +727,8 @@ test_dump_round_trip(void **state)
 	assert_non_null(strstr(first, "protocol = smtp\n"));
 	assert_non_null(strstr(first, "protocolHost = relay.example\n"));
 	assert_non_null(strstr(first, "\ndebug = debug\n"));
+	assert_non_null(strstr(first, "\nsessionResume = no\n"));
+	assert_non_null(strstr(first, "\nrenegotiation = no\n"));
 
 	dump_of(first, second, sizeof(second));
 	assert_string_equal(first, second);
@@ -849,6 +880,7 @@ main(void)
 		cmocka_unit_test(test_empty_value_unsets),
 		cmocka_unit_test(test_inheritance),
 		cmocka_unit_test(test_service_debug),
+		cmocka_unit_test(test_unsupported_default_values),
 		cmocka_unit_test(test_connect_failover),
 		cmocka_unit_test(test_accept_forms),
 		cmocka_unit_test(test_bad_input),

@@ -1,6 +1,7 @@
 /*
  * test_tls_session: session resumption through real handshakes (TLS 1.2
- * and 1.3, timeout, size, NO_TICKET), the cache alone with a clock we
+ * and 1.3, timeout, size, NO_TICKET, sessionResume = no), renegotiation
+ * allowed and refused, the cache alone with a clock we
  * drive, several threads on one cache, and the failure phrase through a
  * real libevent bufferevent_openssl.
  */
@@ -171,6 +172,93 @@ test_no_resumption_offered(void **state)
 	check_stats(ctx, 2, 0);
 	mt_tls_ctx_free(ctx);
 	SSL_CTX_free(sc);
+}
+
+/* sessionResume = no: every connection a full handshake, nothing kept. */
+static void
+test_resume_off(void **state)
+{
+	struct mt_service_conf *svc = tt_svc();
+	struct mt_tls_ctx *ctx;
+	struct mt_tls_stats st;
+	SSL_CTX *sc;
+	int v;
+
+	(void)state;
+	svc->tls.no_resume = 1;
+	for (v = 0; v < 2; v++) {
+		ctx = tt_ctx(svc);
+		sc = server(v == 0 ? 0 : TLS1_2_VERSION, 2, 0);
+		assert_false(run(ctx, sc, "mail.example.net"));
+		assert_false(run(ctx, sc, "mail.example.net"));
+		mt_tls_ctx_stats(ctx, &st);
+		assert_int_equal(st.cached, 0);
+		check_stats(ctx, 2, 0);
+		mt_tls_ctx_free(ctx);
+		SSL_CTX_free(sc);
+	}
+}
+
+/*
+ * A TLS 1.2 server asks to renegotiate after the handshake. Returns
+ * whether the renegotiation completed.
+ */
+static int
+renegotiated(struct mt_tls_ctx *ctx)
+{
+	SSL_CTX *sc = server(TLS1_2_VERSION, -1, 0);
+	SSL *c = mt_tls_ssl_new(ctx, "mail.example.net", "995");
+	SSL *s = SSL_new(sc);
+	BIO *cb, *sb;
+	char buf[16];
+	int i, rc, done, failed = 0;
+
+	assert_non_null(c);
+	assert_non_null(s);
+	assert_true(BIO_new_bio_pair(&cb, 0, &sb, 0));
+	SSL_set_bio(c, cb, cb);
+	SSL_set_bio(s, sb, sb);
+	SSL_set_accept_state(s);
+	for (i = 0; i < 50 && !(SSL_is_init_finished(c) &&
+	    SSL_is_init_finished(s)); i++) {
+		SSL_do_handshake(c);
+		SSL_do_handshake(s);
+	}
+	assert_true(SSL_is_init_finished(c) && SSL_is_init_finished(s));
+	assert_int_equal(SSL_renegotiate(s), 1);
+	SSL_do_handshake(s);			/* sends HelloRequest */
+	for (i = 0; i < 50 && !failed && SSL_renegotiate_pending(s); i++) {
+		if ((rc = SSL_read(c, buf, sizeof(buf))) <= 0 &&
+		    SSL_get_error(c, rc) == SSL_ERROR_SSL)
+			failed = 1;
+		if ((rc = SSL_read(s, buf, sizeof(buf))) <= 0 &&
+		    SSL_get_error(s, rc) == SSL_ERROR_SSL)
+			failed = 1;
+	}
+	done = !failed && !SSL_renegotiate_pending(s) &&
+	    SSL_num_renegotiations(c) > 0;
+	ERR_clear_error();
+	SSL_free(c);
+	SSL_free(s);
+	SSL_CTX_free(sc);
+	return done;
+}
+
+static void
+test_renegotiation(void **state)
+{
+	struct mt_service_conf *svc = tt_svc();
+	struct mt_tls_ctx *ctx;
+
+	(void)state;
+	ctx = tt_ctx(svc);
+	assert_true(renegotiated(ctx));
+	mt_tls_ctx_free(ctx);
+	/* renegotiation = no: the server's request ends the connection. */
+	svc->tls.no_renegotiation = 1;
+	ctx = tt_ctx(svc);
+	assert_false(renegotiated(ctx));
+	mt_tls_ctx_free(ctx);
 }
 
 static void
@@ -433,6 +521,8 @@ tt_run_session_tests(void)
 		cmocka_unit_test(test_resume_two_tickets),
 		cmocka_unit_test(test_resume_tls12),
 		cmocka_unit_test(test_no_resumption_offered),
+		cmocka_unit_test(test_resume_off),
+		cmocka_unit_test(test_renegotiation),
 		cmocka_unit_test(test_resume_timeout),
 		cmocka_unit_test(test_resume_cache_size),
 		cmocka_unit_test(test_cache_alone),
