@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/err.h>
+#include <openssl/http.h>
 #include <openssl/ssl.h>
 
 #include "config_int.h"
@@ -322,4 +324,35 @@ ssl_options_print(const struct mt_option *opt, const void *obj, FILE *out)
 const struct mt_opt_type mt_type_ssl_options = {
 	"[-]NAME", ssl_options_parse, ssl_options_reset, ssl_options_copy,
 	ssl_options_print
+};
+
+/*
+ * OCSP = URL: a plain http:// responder (its answers are signed; RFC 6960
+ * responders do not speak TLS, and asking one over TLS would need its own
+ * revocation check).
+ */
+static int
+ocsp_url_parse(const struct mt_option *opt, void *obj, const char *value,
+    const struct mt_opt_where *where)
+{
+	char *host = NULL;
+	int tls = 0, ok;
+
+	ok = OSSL_HTTP_parse_url(value, &tls, NULL, &host, NULL, NULL, NULL,
+	    NULL, NULL);
+	ERR_clear_error();
+	OPENSSL_free(host);
+	if (!ok || tls || strncasecmp(value, "http://", 7) != 0) {
+		mt_opt_error(where, opt, "expected an http:// URL such as "
+		    "http://ocsp.example.net/, not '%s'%s", value, tls ?
+		    " (OCSP responders answer over plain HTTP; their answers "
+		    "are signed)" : "");
+		return -1;
+	}
+	return mt_opt_set_string(opt, obj, value, where);
+}
+
+const struct mt_opt_type mt_type_ocsp_url = {
+	"URL", ocsp_url_parse, mt_opt_string_reset, mt_opt_string_copy,
+	mt_opt_string_print
 };

@@ -85,6 +85,11 @@ validate_tunnel(struct mt_config_report *report, struct mt_service_conf *svc)
 		problem(report, svc, NULL, "no 'connect' target: which TLS "
 		    "server should it reach? (connect = HOST:PORT)");
 	mt_config_check_protocol(report, svc);
+	if ((svc->ocsp.aia || svc->ocsp.url != NULL) && !svc->tls.verify_chain)
+		problem(report, svc, svc->ocsp.aia ? "OCSPaia" : "OCSP",
+		    "%s: OCSP checks a verified chain, and verifyChain = no "
+		    "turns verification off: remove one of them",
+		    svc->ocsp.aia ? "OCSPaia" : "OCSP");
 }
 
 static void

@@ -29,6 +29,7 @@ src_libmailtunnel_a_SOURCES = \
 	src/fetch_service.c \
 	src/fetcher.c \
 	src/daemon_int.h
+src_libmailtunnel_a_SOURCES += src/ocsp.c include/mailtunnel/ocsp.h
 src_libmailtunnel_a_SOURCES += src/tls.c src/tls_files.c src/tls_conn.c src/tls_verify.c \
 	src/tls_session.c src/tls_reason.c src/tls_phrase.c src/tls_int.h
 src_libmailtunnel_a_SOURCES += \

@@ -351,6 +351,51 @@ connected(struct mt_tunnel *t)
 }
 
 static void
+ocsp_done(void *arg, enum mt_ocsp_result result, const char *why)
+{
+	struct mt_tunnel *t = arg;
+	int require = t->svc->conf->ocsp.require;
+
+	t->ocsp = NULL;
+	if (result == MT_OCSP_GOOD || (result == MT_OCSP_UNCLEAR && !require)) {
+		mt_log_c(&t->log, result == MT_OCSP_GOOD ? MT_LOG_INFO :
+		    MT_LOG_WARNING, "OCSP check of %s [%s]: %s%s",
+		    target_of(t)->name, t->server_addr, why,
+		    result == MT_OCSP_GOOD ? "" : "; going on (OCSPrequire = "
+		    "no)");
+		mt_tunnel_open(t);
+		return;
+	}
+	mt_log_c(&t->log, MT_LOG_ERR, "TLS with %s [%s] refused: %s: %s",
+	    target_of(t)->name, t->server_addr, result == MT_OCSP_REVOKED ?
+	    "certificate revoked" : "no clear OCSP answer (OCSPrequire = yes)",
+	    why);
+	t->fail = MT_STARTTLS_E_TLS;
+	mt_tunnel_server_failed(t, 1);
+}
+
+/* The chain is verified: ask OCSP responders, when configured, first. */
+static void
+verified(struct mt_tunnel *t)
+{
+	const struct mt_ocsp_conf *oc = &t->svc->conf->ocsp;
+
+	mt_tunnel_starttls_unwatch(t);
+	if (!oc->aia && oc->url == NULL) {
+		mt_tunnel_open(t);
+		return;
+	}
+	t->state = MT_T_OCSP;
+	t->ocsp = mt_ocsp_start(t->env->base, t->env->dns, t->server.ssl, oc,
+	    &t->log, ocsp_done, t);
+	if (t->ocsp == NULL) {
+		mt_log_c(&t->log, MT_LOG_ERR, "cannot start the OCSP check: "
+		    "out of memory");
+		next_address(t);
+	}
+}
+
+static void
 handshake(struct mt_tunnel *t)
 {
 	int rc = mt_stream_handshake(&t->server), refused;
@@ -358,8 +403,7 @@ handshake(struct mt_tunnel *t)
 	if (rc == 0)
 		return;
 	if (rc == 1) {
-		mt_tunnel_starttls_unwatch(t);
-		mt_tunnel_open(t);
+		verified(t);
 		return;
 	}
 	/* A refused certificate is the same on every address of a name. */
@@ -428,6 +472,15 @@ mt_tunnel_connect_timeout(struct mt_tunnel *t)
 	case MT_T_STARTTLS:
 		mt_tunnel_starttls_timeout(t);
 		return;
+	case MT_T_OCSP:
+		mt_log_c(&t->log, MT_LOG_WARNING, "OCSP check of %s [%s] timed "
+		    "out after %llus (TIMEOUTconnect)", target_of(t)->name,
+		    t->server_addr, secs);
+		mt_ocsp_cancel(t->ocsp);
+		t->ocsp = NULL;
+		t->fail = MT_STARTTLS_E_TIMEOUT;
+		next_address(t);
+		return;
 	case MT_T_RETRY_WAIT:
 		mt_tunnel_connect_first(t);
 		return;
@@ -454,6 +507,8 @@ mt_tunnel_connect_cancel(struct mt_tunnel *t)
 		evdns_getaddrinfo_cancel(t->dns_req);
 		t->dns_req = NULL;
 	}
+	mt_ocsp_cancel(t->ocsp);
+	t->ocsp = NULL;
 	free(t->addrs);
 	t->addrs = NULL;
 }

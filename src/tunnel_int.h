@@ -17,6 +17,7 @@
 
 #include "mailtunnel/log.h"
 #include "mailtunnel/net.h"
+#include "mailtunnel/ocsp.h"
 #include "mailtunnel/service.h"
 #include "mailtunnel/starttls.h"
 #include "mailtunnel/starttls_watch.h"
@@ -40,6 +41,7 @@ enum mt_tunnel_state {
 	MT_T_CONNECTING,	/* TCP connect in progress */
 	MT_T_STARTTLS,		/* plaintext dialogue up to STARTTLS */
 	MT_T_HANDSHAKE,		/* TLS handshake in progress */
+	MT_T_OCSP,		/* TLS up: asking OCSP responders */
 	MT_T_RETRY_WAIT,	/* every target failed; waiting to retry */
 	MT_T_OPEN,		/* bridging */
 	MT_T_FLUSHING,		/* server done: flushing to the client */
@@ -80,6 +82,7 @@ struct mt_tunnel {
 
 	/* Connecting: which target, which of its addresses. */
 	struct evdns_getaddrinfo_request *dns_req;
+	struct mt_ocsp *ocsp;		/* MT_T_OCSP only */
 	struct mt_tunnel_addrs *addrs;
 	size_t tried;			/* targets tried in this round */
 	size_t target;			/* index into svc->targets */

@@ -75,6 +75,17 @@ struct mt_tls_conf {
 	int no_renegotiation;		/* renegotiation = no */
 };
 
+/* Revocation checks of the server's chain over OCSP (tunnels). */
+struct mt_ocsp_conf {
+	int aia;			/* OCSPaia: ask the certificates' own
+					   responders */
+	char *url;			/* OCSP = URL: ask this one first */
+	int require;			/* OCSPrequire: refuse when no
+					   responder gives a clear answer */
+	int nonce;			/* OCSPnonce */
+	unsigned long long timeout;	/* TIMEOUTocsp, seconds */
+};
+
 enum mt_service_kind {
 	MT_SERVICE_TUNNEL = 0,		/* accept plaintext, connect over TLS */
 	MT_SERVICE_FETCH,		/* "fetch = URL": download mail */
@@ -112,6 +123,7 @@ struct mt_service_conf {
 	size_t nconnect;
 	int delay;			/* resolve at each connection */
 	struct mt_tls_conf tls;
+	struct mt_ocsp_conf ocsp;
 	unsigned long long timeout_connect;	/* seconds */
 	unsigned long long timeout_idle;
 	unsigned long long timeout_close;

@@ -2,6 +2,7 @@ INTEGRATION_TESTS =
 INTEGRATION_TESTS += tests/integration/test_fixtures.py \
 	tests/integration/test_tunnel_mail.py \
 	tests/integration/test_tunnel_certs.py \
+	tests/integration/test_tunnel_ocsp.py \
 	tests/integration/test_tunnel_stream.py \
 	tests/integration/test_tunnel_failover.py \
 	tests/integration/test_daemon_lifecycle.py \
@@ -31,7 +32,8 @@ EXTRA_DIST += \
 	tests/integration/mtlib/tlsserver.py
 EXTRA_DIST += \
 	tests/integration/data/user-stunnel-1.conf \
-	tests/integration/data/user-stunnel-2.conf
+	tests/integration/data/user-stunnel-2.conf \
+	tests/integration/data/stunnel-sample-gmail.conf
 INTEGRATION_TESTS += tests/integration/test_privileges.py
 # Builds, installs and purges the Debian package (root; about 25 s).
 INTEGRATION_TESTS += tests/integration/test_package.py

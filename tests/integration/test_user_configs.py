@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""The two stunnel files from a user's documentation, unchanged, against
+"""The two stunnel files from a user's documentation and one shaped like
+Debian's stunnel sample, unchanged, against
 local servers that answer as pop.gmail.com, imap.gmail.com and
 smtp.gmail.com on their real ports, inside a network namespace where those
 names resolve to 127.0.0.1 and the test CA is the system trust store."""
@@ -103,6 +104,23 @@ def main(t):
         typ, data = m.select("INBOX", readonly=True)
         expect_equal("exists", int(data[0]), len(msgs))
         m.logout()
+        expect_equal("exit", mt.stop(), 0)
+
+    with t.case("the Debian sample's shape (CApath, OCSPaia) runs "
+                "unchanged"):
+        sample = open(os.path.join(HERE, "data",
+                                   "stunnel-sample-gmail.conf")).read()
+        mt = Mailtunnel(t, "debug = info\n" + sample, name="sample").start(
+            wait_ports=[110, 143, 25])
+        pop_session(dc, msgs)
+        m = imaplib.IMAP4("127.0.0.1", 143, timeout=10)
+        m.login(dc.user, dc.password)
+        m.logout()
+        smtp_session(smtp, len(smtp.received()) + 1)
+        for name in ("pop3", "imap", "smtp"):
+            mt.wait_for_log(r"\[gmail-" + name + r"\] .*OCSP check of "
+                            r"[a-z]+\.gmail\.com:\d+ .*: no certificate of "
+                            r"the chain names an OCSP responder")
         expect_equal("exit", mt.stop(), 0)
 
     if shutil.which("stunnel4"):

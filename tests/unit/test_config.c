@@ -300,6 +300,24 @@ test_unsupported_default_values(void **state)
 	assert_int_equal(cfg->services[0]->tls.no_resume, 1);
 	assert_int_equal(cfg->services[0]->tls.no_renegotiation, 1);
 	mt_config_free(cfg);
+
+	/* The OCSP options, with stunnel's defaults. */
+	cfg = load("OCSPaia = yes\n[a]\nclient = yes\naccept = 1\n"
+	    "connect = h:1\nOCSP = http://ocsp.example.net:8080/q?x=1\n"
+	    "[b]\nclient = yes\naccept = 2\nconnect = h:1\nOCSPaia = no\n"
+	    "OCSPrequire = no\nOCSPnonce = yes\nTIMEOUTocsp = 10s\n");
+	assert_non_null(cfg);
+	assert_int_equal(cfg->services[0]->ocsp.aia, 1);
+	assert_string_equal(cfg->services[0]->ocsp.url,
+	    "http://ocsp.example.net:8080/q?x=1");
+	assert_int_equal(cfg->services[0]->ocsp.require, 1);
+	assert_int_equal(cfg->services[0]->ocsp.nonce, 0);
+	assert_int_equal(cfg->services[0]->ocsp.timeout, 5);
+	assert_int_equal(cfg->services[1]->ocsp.aia, 0);
+	assert_int_equal(cfg->services[1]->ocsp.require, 0);
+	assert_int_equal(cfg->services[1]->ocsp.nonce, 1);
+	assert_int_equal(cfg->services[1]->ocsp.timeout, 10);
+	mt_config_free(cfg);
 }
 
 static void
@@ -359,9 +377,14 @@ static const struct bad_case bad_cases[] = {
 	{ "[a]\nexec = /bin/sh\n",
 	  "test.conf:2: error: [a] exec: this stunnel option is not supported "
 	  "yet by mailtunnel (running a program instead of connecting)" },
-	{ "OCSPaia = yes\n", "error: OCSPaia: this stunnel option is not "
-	  "supported yet by mailtunnel (OCSP checking); only 'OCSPaia = no', "
-	  "which is what mailtunnel does, is accepted" },
+	{ "OCSPflag = NOCERTS\n", "error: OCSPflag: this stunnel option is "
+	  "not supported yet by mailtunnel (OCSP checking)" },
+	{ "[a]\nOCSP = https://ocsp.example.net/\n", "test.conf:2: error: [a] "
+	  "OCSP: expected an http:// URL such as http://ocsp.example.net/, not "
+	  "'https://ocsp.example.net/' (OCSP responders answer over plain "
+	  "HTTP; their answers are signed)" },
+	{ "[a]\nOCSP = ocsp\n", "error: [a] OCSP: expected an http:// URL" },
+	{ "[a]\nTIMEOUTocsp = 0\n", "error: [a] TIMEOUTocsp:" },
 	{ "[a]\nfips = yes\n", "test.conf:2: error: [a] fips: this stunnel "
 	  "option is not supported yet by mailtunnel (FIPS mode); only "
 	  "'fips = no', which is what mailtunnel does, is accepted" },

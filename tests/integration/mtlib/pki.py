@@ -238,7 +238,7 @@ class PKI:
 
     def issue(self, name, names=None, ips=None, key="ec", md="sha256",
               eku="serverAuth", not_before=-HOUR, not_after=30 * DAY,
-              issuer="intermediate", chain="full"):
+              issuer="intermediate", chain="full", ocsp=None):
         """Make (once) and return a server certificate named name.
 
         The name identifies the certificate in this PKI: asking again with
@@ -249,10 +249,11 @@ class PKI:
         md: signature digest. eku: extendedKeyUsage value. not_before /
         not_after: seconds from now. issuer: "intermediate", "root",
         "unknown" (intermediate of a root no client trusts) or "self".
-        chain: "full" (leaf + issuing intermediate) or "leaf".
+        chain: "full" (leaf + issuing intermediate) or "leaf". ocsp: an
+        OCSP responder URL for the authorityInfoAccess extension.
         """
         args = (names, ips, key, md, eku, not_before, not_after, issuer,
-                chain)
+                chain, ocsp)
         with self._lock:
             if name in self._leaves:
                 c, made_with = self._leaves[name]
@@ -265,7 +266,7 @@ class PKI:
             return c
 
     def _issue(self, name, names, ips, key, md, eku, not_before, not_after,
-               issuer, chain):
+               issuer, chain, ocsp):
         if key not in _KEYS:
             fail(f"unknown key type {key!r}; known: {', '.join(_KEYS)}")
         c = Cert(name, os.path.join(self.dir))
@@ -282,6 +283,8 @@ class PKI:
                "subjectKeyIdentifier = hash"]
         if san:
             ext.append("subjectAltName = " + ", ".join(san))
+        if ocsp:
+            ext.append(f"authorityInfoAccess = OCSP;URI:{ocsp}")
         conf = os.path.join(self.dir, name + ".cnf")
         with open(conf, "w") as f:
             f.write(_REQ_SECTION.format(cn=cn) + "[leaf]\n" + "\n".join(ext)
@@ -307,6 +310,29 @@ class PKI:
         extra = [ca.cert] if chain == "full" and ca is not self._root else []
         _write_chain(c, extra)
         return c
+
+
+    # --- revocation ------------------------------------------------------
+
+    def revoke(self, cert, reason="keyCompromise"):
+        """Mark a leaf of the intermediate CA revoked in its database."""
+        self._run("ca", "-batch", "-config", self._inter.conf,
+                  "-cert", self._inter.cert, "-keyfile", self._inter.key,
+                  "-revoke", cert.cert, "-crl_reason", reason)
+
+    def ocsp_responder(self, env, port):
+        """`openssl ocsp` answering for the intermediate CA's leaves on
+        127.0.0.1:port, signing as the CA itself (revoke first: it reads
+        the database when it starts)."""
+        from .env import wait_listening
+        proc = env.spawn(["openssl", "ocsp", "-index",
+                          os.path.join(self.dir, "intermediate", "index.txt"),
+                          "-port", str(port), "-CA",
+                          self._inter.cert, "-rsigner", self._inter.cert,
+                          "-rkey", self._inter.key, "-nmin", "60",
+                          "-ignore_err"], name="ocsp")
+        wait_listening([port], proc=proc)
+        return proc
 
 
 def _write_chain(c, extra):
