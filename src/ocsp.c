@@ -8,10 +8,12 @@
  * handshake. All items ask at once on libevent's HTTP client, under one
  * TIMEOUTocsp. The outcome is the worst item: revoked, else unclear, else
  * good. Libevent frees a request after its callback; connections are freed
- * only from our own events, never inside an HTTP callback.
+ * only from our own events, never inside an HTTP callback. Clear answers
+ * go to the service's cache, keyed by the SHA-256 of the certificate ID.
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #include <openssl/err.h>
 #include <openssl/http.h>
 #include <openssl/ocsp.h>
+#include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
 #include "mailtunnel/ocsp.h"
@@ -33,6 +36,9 @@
 #define OCSP_MAX_RESPONSE (64 * 1024)
 /* Clock skew allowed on thisUpdate/nextUpdate, in seconds. */
 #define OCSP_LEEWAY 300
+/* Answers remembered per service, and for how long at most. */
+#define OCSP_CACHE_MAX 256
+#define OCSP_CACHE_SECS 3600
 
 enum item_state {
 	ITEM_ASKING,
@@ -54,8 +60,23 @@ struct item {
 	struct evhttp_connection *conns[OCSP_MAX_URLS];
 	struct evhttp_request *pending;	/* freed by libevent */
 	enum item_state state;
+	time_t until;			/* a clear answer holds till then */
+	unsigned char key[SHA256_DIGEST_LENGTH];	/* of the cert ID */
 	char subject[256];
 	char why[512];
+};
+
+struct cache_entry {
+	unsigned char key[SHA256_DIGEST_LENGTH];
+	enum item_state state;
+	time_t until;
+	char why[512];
+};
+
+struct mt_ocsp_cache {
+	pthread_mutex_t lock;
+	struct cache_entry v[OCSP_CACHE_MAX];
+	size_t n;
 };
 
 struct mt_ocsp {
@@ -64,6 +85,7 @@ struct mt_ocsp {
 	struct mt_log_ctx log;
 	int nonce;
 	unsigned long long timeout;
+	struct mt_ocsp_cache *cache;
 	STACK_OF(X509) *chain;
 	X509_STORE *store;
 	struct item items[OCSP_MAX_CERTS];
@@ -75,6 +97,75 @@ struct mt_ocsp {
 
 static void ask(struct item *it);
 
+struct mt_ocsp_cache *
+mt_ocsp_cache_new(void)
+{
+	struct mt_ocsp_cache *c = calloc(1, sizeof(*c));
+
+	if (c != NULL && pthread_mutex_init(&c->lock, NULL) != 0) {
+		free(c);
+		c = NULL;
+	}
+	return c;
+}
+
+void
+mt_ocsp_cache_free(struct mt_ocsp_cache *c)
+{
+	if (c == NULL)
+		return;
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+/* A remembered clear answer for it (state and why set), or 0. */
+static int
+cache_get(struct mt_ocsp_cache *c, struct item *it)
+{
+	time_t now = time(NULL);
+	size_t i;
+	int hit = 0;
+
+	pthread_mutex_lock(&c->lock);
+	for (i = 0; i < c->n; i++) {
+		if (memcmp(c->v[i].key, it->key, sizeof(it->key)) != 0)
+			continue;
+		if (c->v[i].until > now) {
+			it->state = c->v[i].state;
+			snprintf(it->why, sizeof(it->why), "%s (remembered)",
+			    c->v[i].why);
+			hit = 1;
+		} else {
+			c->v[i] = c->v[--c->n];
+		}
+		break;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return hit;
+}
+
+static void
+cache_put(struct mt_ocsp_cache *c, const struct item *it)
+{
+	struct cache_entry *e = NULL;
+	time_t now = time(NULL);
+	size_t i;
+
+	pthread_mutex_lock(&c->lock);
+	for (i = 0; i < c->n && e == NULL; i++)
+		if (memcmp(c->v[i].key, it->key, sizeof(it->key)) == 0 ||
+		    c->v[i].until <= now)
+			e = &c->v[i];
+	if (e == NULL)
+		e = c->n < OCSP_CACHE_MAX ? &c->v[c->n++] :
+		    &c->v[(size_t)now % OCSP_CACHE_MAX];
+	memcpy(e->key, it->key, sizeof(e->key));
+	e->state = it->state;
+	e->until = it->until;
+	snprintf(e->why, sizeof(e->why), "%s", it->why);
+	pthread_mutex_unlock(&c->lock);
+}
+
 static void
 settle(struct item *it, enum item_state state)
 {
@@ -85,6 +176,8 @@ settle(struct item *it, enum item_state state)
 	struct mt_ocsp *o = it->o;
 
 	it->state = state;
+	if (o->cache != NULL && state != ITEM_UNCLEAR && it->until > time(NULL))
+		cache_put(o->cache, it);
 	mt_log_c(&o->log, state == ITEM_GOOD ? MT_LOG_INFO : MT_LOG_WARNING,
 	    "OCSP: %s: %s: %s", it->subject, level_words[state], it->why);
 	if (--o->asking == 0)
@@ -109,7 +202,7 @@ judge(struct item *it, const unsigned char *p, long len, const char *url)
 	OCSP_RESPONSE *resp = d2i_OCSP_RESPONSE(NULL, &p, len);
 	OCSP_BASICRESP *bs = NULL;
 	enum item_state r = ITEM_UNCLEAR;
-	int st, status, reason;
+	int st, status, reason, days, secs;
 	char when[64], err[160];
 
 	if (resp == NULL) {
@@ -150,6 +243,11 @@ judge(struct item *it, const unsigned char *p, long len, const char *url)
 		    "of date", url);
 		goto out;
 	}
+	/* Remembered until nextUpdate (an hour at most, 5 minutes without). */
+	it->until = time(NULL) + (next_update == NULL ? 300 : OCSP_CACHE_SECS);
+	if (next_update != NULL && ASN1_TIME_diff(&days, &secs, NULL,
+	    next_update) && (long long)days * 86400 + secs < OCSP_CACHE_SECS)
+		it->until = time(NULL) + (long long)days * 86400 + secs;
 	switch (status) {
 	case V_OCSP_CERTSTATUS_GOOD:
 		snprintf(it->why, sizeof(it->why), "says %s", url);
@@ -295,6 +393,20 @@ add_url(struct item *it, const char *url)
 	return 0;
 }
 
+/* it->key: the SHA-256 of the DER certificate ID; 0 on failure. */
+static int
+cert_id_key(struct item *it)
+{
+	unsigned char *der = NULL;
+	int len = i2d_OCSP_CERTID(it->id, &der);
+
+	if (len <= 0)
+		return 0;
+	SHA256(der, (size_t)len, it->key);
+	OPENSSL_free(der);
+	return 1;
+}
+
 /* The request for chain[i] (issued by chain[i + 1]); -1: no memory. */
 static int
 item_init(struct mt_ocsp *o, size_t i, const struct mt_ocsp_conf *conf)
@@ -328,8 +440,15 @@ item_init(struct mt_ocsp *o, size_t i, const struct mt_ocsp_conf *conf)
 	/* The request owns the id now; keep our own for the answer. */
 	if ((it->id = OCSP_CERTID_dup(it->id)) == NULL ||
 	    (o->nonce && !OCSP_request_add1_nonce(it->req, NULL, -1)) ||
-	    (it->derlen = i2d_OCSP_REQUEST(it->req, &it->der)) <= 0)
+	    (it->derlen = i2d_OCSP_REQUEST(it->req, &it->der)) <= 0 ||
+	    !cert_id_key(it))
 		goto out;
+	if (o->cache != NULL && cache_get(o->cache, it)) {
+		mt_log_c(&o->log, MT_LOG_DEBUG, "OCSP: %s: %s", it->subject,
+		    it->why);
+		rc = 0;
+		goto out;
+	}
 	it->state = ITEM_ASKING;
 	o->asking++;
 	rc = 0;
@@ -427,8 +546,8 @@ timed_out(evutil_socket_t fd, short what, void *arg)
 
 struct mt_ocsp *
 mt_ocsp_start(struct event_base *base, struct evdns_base *dns, SSL *ssl,
-    const struct mt_ocsp_conf *conf, const struct mt_log_ctx *log,
-    mt_ocsp_done_fn *done, void *arg)
+    const struct mt_ocsp_conf *conf, struct mt_ocsp_cache *cache,
+    const struct mt_log_ctx *log, mt_ocsp_done_fn *done, void *arg)
 {
 	STACK_OF(X509) *verified = SSL_get0_verified_chain(ssl);
 	struct timeval tv = { (time_t)conf->timeout, 0 };
@@ -442,6 +561,7 @@ mt_ocsp_start(struct event_base *base, struct evdns_base *dns, SSL *ssl,
 	o->log = *log;
 	o->nonce = conf->nonce;
 	o->timeout = conf->timeout;
+	o->cache = cache;
 	o->done = done;
 	o->arg = arg;
 	o->store = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl));

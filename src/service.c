@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "mailtunnel/log.h"
+#include "mailtunnel/ocsp.h"
 #include "mailtunnel/service.h"
 #include "mailtunnel/tls.h"
 
@@ -98,10 +99,18 @@ mt_service_new(struct mt_service_conf *conf, struct mt_config_report *report)
 	svc->ntargets = conf->nconnect;
 	if ((svc->tls = mt_tls_ctx_new(conf, report)) == NULL)
 		goto err2;
+	if ((conf->ocsp.aia || conf->ocsp.url != NULL) &&
+	    (svc->ocsp_cache = mt_ocsp_cache_new()) == NULL) {
+		mt_config_report_add(report, conf->file, conf->line, 1,
+		    "[%s] out of memory", conf->name);
+		goto err3;
+	}
 
 	/* Success! */
 	return svc;
 
+err3:
+	mt_tls_ctx_free(svc->tls);
 err2:
 	targets_free(svc->targets, svc->ntargets);
 err1:
@@ -124,6 +133,7 @@ mt_service_unref(struct mt_service *svc)
 	if (svc == NULL || atomic_fetch_sub(&svc->refs, 1) != 1)
 		return;
 	mt_tls_ctx_free(svc->tls);
+	mt_ocsp_cache_free(svc->ocsp_cache);
 	targets_free(svc->targets, svc->ntargets);
 	mt_service_conf_free(svc->conf);
 	free(svc);

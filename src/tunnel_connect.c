@@ -387,7 +387,7 @@ verified(struct mt_tunnel *t)
 	}
 	t->state = MT_T_OCSP;
 	t->ocsp = mt_ocsp_start(t->env->base, t->env->dns, t->server.ssl, oc,
-	    &t->log, ocsp_done, t);
+	    t->svc->ocsp_cache, &t->log, ocsp_done, t);
 	if (t->ocsp == NULL) {
 		mt_log_c(&t->log, MT_LOG_ERR, "cannot start the OCSP check: "
 		    "out of memory");

@@ -28,13 +28,23 @@ typedef void mt_ocsp_done_fn(void *arg, enum mt_ocsp_result result,
 struct mt_ocsp;
 
 /*
+ * Clear answers (good, revoked) remembered per certificate until the
+ * response's nextUpdate, at most an hour, so that a busy service asks a
+ * responder once, not once per connection. Shared by threads.
+ */
+struct mt_ocsp_cache;
+struct mt_ocsp_cache *mt_ocsp_cache_new(void);
+void mt_ocsp_cache_free(struct mt_ocsp_cache *c);
+
+/*
  * Start the checks of ssl's verified chain (after a successful handshake).
  * done is called once, later, from the event loop (never from inside this
- * call), after the check has freed itself. NULL when memory ran out.
+ * call), after the check has freed itself. cache may be NULL. NULL when
+ * memory ran out.
  */
 struct mt_ocsp *mt_ocsp_start(struct event_base *base, struct evdns_base *dns,
-    SSL *ssl, const struct mt_ocsp_conf *conf, const struct mt_log_ctx *log,
-    mt_ocsp_done_fn *done, void *arg);
+    SSL *ssl, const struct mt_ocsp_conf *conf, struct mt_ocsp_cache *cache,
+    const struct mt_log_ctx *log, mt_ocsp_done_fn *done, void *arg);
 /* Stop and free a running check; done is not called. */
 void mt_ocsp_cancel(struct mt_ocsp *o);
 

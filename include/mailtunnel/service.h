@@ -21,6 +21,7 @@
 #include "mailtunnel/net.h"
 
 struct mt_tls_ctx;
+struct mt_ocsp_cache;
 
 #define MT_TARGET_MAX_ADDRS 8
 
@@ -42,6 +43,7 @@ struct mt_service {
 	atomic_uint refs;
 	struct mt_service_conf *conf;	/* owned */
 	struct mt_tls_ctx *tls;
+	struct mt_ocsp_cache *ocsp_cache;	/* OCSP options set */
 	struct mt_target *targets;
 	size_t ntargets;
 	atomic_ulong rr;		/* failover = rr: next first target */

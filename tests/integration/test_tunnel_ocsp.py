@@ -4,13 +4,15 @@ real `openssl ocsp` responder: a good certificate passes, a revoked one is
 refused with the reason, a dead or silent responder refuses unless
 OCSPrequire = no, a certificate that names no responder passes."""
 import os
+import signal
 import socket
 import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mtlib  # noqa: E402
-from mtlib import Mailtunnel, expect_equal, fail, tlsserver  # noqa: E402
+from mtlib import (Mailtunnel, expect_equal, fail, tlsserver,  # noqa: E402
+                   wait_closed)
 
 ADDR = r"127\.0\.0\.1:\d+ \[127\.0\.0\.1:\d+\]"
 
@@ -62,7 +64,7 @@ def main(t):
     nowhere = pki.issue("ocsp_dead", ocsp=f"http://127.0.0.1:{dead}/")
     hangs = pki.issue("ocsp_silent", ocsp=f"http://127.0.0.1:{silent}/")
     pki.revoke(revoked)
-    pki.ocsp_responder(t, rport)
+    responder = pki.ocsp_responder(t, rport)
 
     servers = {name: tlsserver.echo_server(t, cert) for name, cert in (
         ("good", good), ("revoked", revoked), ("dead", nowhere),
@@ -82,21 +84,21 @@ def main(t):
         "off": ("revoked", ""),
     }
     ports = {name: t.port() for name in services}
-    conf = f"debug = info\nclient = yes\nCAfile = {pki.ca}\n" \
+    conf = f"debug = debug\nclient = yes\nCAfile = {pki.ca}\n" \
            "checkHost = mail.test\n"
     for name, (server, opts) in services.items():
         conf += (f"\n[{name}]\naccept = 127.0.0.1:{ports[name]}\n"
                  f"connect = 127.0.0.1:{servers[server].port}\n{opts}\n")
     mt = Mailtunnel(t, conf).start(wait_ports=list(ports.values()))
 
-    def passes(name, log):
+    def passes(name, log, since=0):
         expect_equal(name, talk(ports[name]), b"ping\n")
-        mt.wait_for_log(r"\[" + name + r"\] #\d+ " + log)
+        mt.wait_for_log(r"\[" + name + r"\] #\d+ " + log, since=since)
 
-    def refused(name, log):
+    def refused(name, log, since=0):
         expect_equal(name, talk(ports[name]), b"")
         mt.wait_for_log(r"err: \[" + name + r"\] #\d+ 127\.0\.0\.1:\d+: "
-                        r"TLS with " + ADDR + r" refused: " + log)
+                        r"TLS with " + ADDR + r" refused: " + log, since=since)
 
     with t.case("OCSPaia: a good certificate passes"):
         passes("aia", r".*OCSP check of " + ADDR + r": 1 certificate good")
@@ -147,6 +149,17 @@ def main(t):
         mt.wait_for_log(r"\[url\] .*OCSP: .*CN=mtlib Test Intermediate CA: "
                         r"no clear answer: the response of " + url +
                         r" does not verify")
+
+    with t.case("the responder gone: clear answers are remembered"):
+        responder.signal(signal.SIGKILL)
+        wait_closed([rport])
+        mark = mt.log_mark()
+        passes("aia", r".*OCSP check of " + ADDR + r": 1 certificate good",
+               since=mark)
+        refused("revoked", r"certificate revoked: .*CN=mail\.test: revoked "
+                r"on .* says " + url + r" \(remembered\)", since=mark)
+        if "asking" in mt.log_text()[mark:]:
+            fail("a remembered answer was asked again")
 
     with t.case("without OCSP options nothing is asked"):
         expect_equal("off", talk(ports["off"]), b"ping\n")
