@@ -17,6 +17,10 @@
  * one that closes, times out or refuses the session like a network error
  * (next address). When every server has failed, such a client gets the
  * protocol's short error line for the last failure before it is closed.
+ *
+ * With OCSP options, the verified chain is checked for revocation (ocsp.c)
+ * before the tunnel opens; revoked, or unclear with OCSPrequire, refuses
+ * the server as a refused certificate does.
  */
 #include "config.h"
 
