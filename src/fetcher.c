@@ -30,6 +30,9 @@ struct sched {
 	struct mt_fetcher *f;
 	struct mt_service *svc;		/* the settings of the next run */
 	struct mt_fetch *job;		/* running, or NULL */
+	struct mt_service *job_svc;	/* what the job borrows from (its TLS
+					   context): kept until it ends, even
+					   when a reload replaces svc */
 	struct event *timer;
 	int removed;			/* gone from the configuration */
 };
@@ -54,6 +57,14 @@ struct mt_fetcher {
 };
 
 static void run_now(evutil_socket_t fd, short what, void *arg);
+
+static void
+job_gone(struct sched *s)
+{
+	s->job = NULL;
+	mt_service_unref(s->job_svc);
+	s->job_svc = NULL;
+}
 
 static void
 sched_free(struct sched *s)
@@ -85,7 +96,7 @@ done(void *arg, const struct mt_fetch_result *r)
 {
 	struct sched *s = arg;
 
-	s->job = NULL;
+	job_gone(s);
 	if (s->removed || s->f->stopping) {
 		sched_free(s);
 		return;
@@ -115,6 +126,8 @@ run_now(evutil_socket_t fd, short what, void *arg)
 	}
 	if ((s->job = mt_fetch_start(s->f->base, &fc.c, done, s)) == NULL)
 		arm(s, s->svc->conf->interval);
+	else
+		s->job_svc = mt_service_ref(s->svc);
 }
 
 static void
@@ -171,7 +184,7 @@ install(struct mt_fetcher *f, struct mt_service **v, size_t n)
 		mt_log(MT_LOG_NOTICE, "[%s] removed from the configuration; "
 		    "stopping its fetch", s->svc->conf->name);
 		mt_fetch_cancel(s->job);
-		s->job = NULL;
+		job_gone(s);
 		sched_free(s);
 	}
 	free(v);
@@ -188,6 +201,7 @@ stop_all(struct mt_fetcher *f)
 			mt_log(MT_LOG_INFO, "[%s] shutting down: stopping its "
 			    "fetch", s->svc->conf->name);
 			mt_fetch_cancel(s->job);
+			job_gone(s);
 		}
 		sched_free(s);
 	}
