@@ -85,11 +85,6 @@ validate_tunnel(struct mt_config_report *report, struct mt_service_conf *svc)
 		problem(report, svc, NULL, "no 'connect' target: which TLS "
 		    "server should it reach? (connect = HOST:PORT)");
 	mt_config_check_protocol(report, svc);
-	if ((svc->ocsp.aia || svc->ocsp.url != NULL) && !svc->tls.verify_chain)
-		problem(report, svc, svc->ocsp.aia ? "OCSPaia" : "OCSP",
-		    "%s: OCSP checks a verified chain, and verifyChain = no "
-		    "turns verification off: remove one of them",
-		    svc->ocsp.aia ? "OCSPaia" : "OCSP");
 }
 
 static void
@@ -136,6 +131,12 @@ mt_config_validate(struct mt_config *cfg, struct mt_config_report *report)
 			validate_fetch(report, svc);
 		else
 			validate_tunnel(report, svc);
+		if ((svc->ocsp.aia || svc->ocsp.url != NULL) &&
+		    !svc->tls.verify_chain)
+			problem(report, svc, svc->ocsp.aia ? "OCSPaia" : "OCSP",
+			    "%s: OCSP checks a verified chain, and verifyChain = "
+			    "no turns verification off: remove one of them",
+			    svc->ocsp.aia ? "OCSPaia" : "OCSP");
 		if (svc->tls.version_max != 0 &&
 		    svc->tls.version_max < svc->tls.version_min)
 			problem(report, svc, "sslVersionMax", "sslVersionMax is "

@@ -84,6 +84,10 @@ mt_fetch_service_fill(struct mt_fetch_service_conf *f, struct mt_service *svc,
 	    MT_FETCH_FIRST_ALL;
 	c->lock_wait_ms = lock_wait_ms;
 	c->tls_ctx = svc->tls;
+	if (conf->ocsp.aia || conf->ocsp.url != NULL) {
+		c->ocsp = &conf->ocsp;
+		c->ocsp_cache = svc->ocsp_cache;
+	}
 	c->timeout_connect_s = (unsigned)conf->timeout_connect;
 	c->timeout_io_s = (unsigned)conf->timeout_busy;
 	c->dns = dns;

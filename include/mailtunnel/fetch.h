@@ -111,6 +111,10 @@ struct mt_fetch_conf {
 	 * (system store, verify the URL host). */
 	struct mt_tls_ctx *tls_ctx;
 	const struct mt_tls_conf *tls;
+	/* Revocation checks after the handshake (borrowed, like tls_ctx);
+	 * NULL: none. The cache may be NULL. */
+	const struct mt_ocsp_conf *ocsp;
+	struct mt_ocsp_cache *ocsp_cache;
 
 	unsigned timeout_connect_s;	/* DNS, TCP, STARTTLS, TLS: default 30 */
 	unsigned timeout_io_s;		/* a silent server: default 120 */

@@ -64,6 +64,8 @@ ft_conn_set_timer(struct ft_conn *c, unsigned seconds)
 static void
 close_stream(struct ft_conn *c)
 {
+	mt_ocsp_cancel(c->ocsp_check);
+	c->ocsp_check = NULL;
 	if (c->stream_open) {
 		mt_starttls_watch_end(&c->watch, c->s.ssl);
 		mt_stream_close(&c->s);
@@ -387,6 +389,50 @@ ft_conn_starttls_step(struct ft_conn *c)
 	}
 }
 
+static void
+ocsp_done(void *arg, enum mt_ocsp_result result, const char *why)
+{
+	struct ft_conn *c = arg;
+
+	c->ocsp_check = NULL;
+	if (result == MT_OCSP_GOOD ||
+	    (result == MT_OCSP_UNCLEAR && !c->ocsp->require)) {
+		mt_log_c(c->log, result == MT_OCSP_GOOD ? MT_LOG_INFO :
+		    MT_LOG_WARNING, "OCSP check of %s [%s]: %s%s", c->host,
+		    c->addr, why, result == MT_OCSP_GOOD ? "" :
+		    "; going on (OCSPrequire = no)");
+		ft_conn_opened(c);
+		return;
+	}
+	ft_conn_fail(c, MT_FETCH_TEMPFAIL, "TLS with %s [%s] refused: %s: %s",
+	    c->host, c->addr, result == MT_OCSP_REVOKED ?
+	    "certificate revoked" : "no clear OCSP answer (OCSPrequire = yes)",
+	    why);
+}
+
+/* The chain is verified: the OCSP check when configured, then open. */
+static void
+verified(struct ft_conn *c)
+{
+	if (c->ocsp == NULL) {
+		ft_conn_opened(c);
+		return;
+	}
+	if (c->dns == NULL && c->own_dns == NULL &&
+	    (c->own_dns = evdns_base_new(c->base,
+	    EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL) {
+		ft_conn_fail(c, MT_FETCH_TEMPFAIL, "cannot ask OCSP responders: "
+		    "no resolver (/etc/resolv.conf)");
+		return;
+	}
+	c->state = FT_C_OCSP;
+	if ((c->ocsp_check = mt_ocsp_start(c->base, c->dns != NULL ? c->dns :
+	    c->own_dns, c->s.ssl, c->ocsp, c->ocsp_cache, c->log, ocsp_done,
+	    c)) == NULL)
+		ft_conn_fail(c, MT_FETCH_TEMPFAIL, "cannot start the OCSP check: "
+		    "out of memory");
+}
+
 void
 ft_conn_handshake(struct ft_conn *c)
 {
@@ -400,7 +446,7 @@ ft_conn_handshake(struct ft_conn *c)
 		mt_starttls_watch_end(&c->watch, c->s.ssl);
 		mt_log_c(c->log, MT_LOG_INFO, "TLS with %s [%s]: %s", c->host,
 		    c->addr, mt_tls_describe(c->s.ssl, desc, sizeof(desc)));
-		ft_conn_opened(c);
+		verified(c);
 		return;
 	}
 	if ((inj = mt_starttls_watch_injection(&c->watch)) != NULL) {
@@ -432,9 +478,11 @@ timer_fired(evutil_socket_t fd, short what, void *arg)
 	case FT_C_CONNECTING:
 	case FT_C_STARTTLS:
 	case FT_C_HANDSHAKE:
+	case FT_C_OCSP:
 		snprintf(msg, sizeof(msg), "%s %s [%s] timed out after %us",
 		    c->state == FT_C_CONNECTING ? "connecting to" :
 		    c->state == FT_C_STARTTLS ? "the STARTTLS dialogue with" :
+		    c->state == FT_C_OCSP ? "the OCSP check of" :
 		    "the TLS handshake with", c->host, c->addr,
 		    c->timeout_connect_s);
 		next_address(c, msg);

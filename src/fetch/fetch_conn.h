@@ -6,9 +6,11 @@
  * (timeout_connect for each, covering TCP, the STARTTLS dialogue and the
  * handshake), and with starttls run the plaintext opening through the
  * STARTTLS machine (starttls.h, mode FOR_SELF) with the injection checks of
- * starttls_watch.h. Network trouble tries the next address; a refused
- * certificate, a refused or missing STARTTLS and an injection end the
- * attempt at once (every address is the same server name).
+ * starttls_watch.h. With OCSP options, the verified chain is checked for
+ * revocation (ocsp.h) before the connection opens. Network trouble tries
+ * the next address; a refused or revoked certificate, a refused or missing
+ * STARTTLS and an injection end the attempt at once (every address is the
+ * same server name).
  *
  * Open: bytes from the server collect in `in` (the owner parses and
  * drains them); the owner appends commands to `out` and calls
@@ -35,6 +37,7 @@
 #include "mailtunnel/fetch.h"
 #include "mailtunnel/log.h"
 #include "mailtunnel/net.h"
+#include "mailtunnel/ocsp.h"
 #include "mailtunnel/starttls.h"
 #include "mailtunnel/starttls_watch.h"
 #include "mailtunnel/stream.h"
@@ -53,6 +56,7 @@ enum ft_conn_state {
 	FT_C_CONNECTING,
 	FT_C_STARTTLS,
 	FT_C_HANDSHAKE,
+	FT_C_OCSP,			/* TLS up: asking OCSP responders */
 	FT_C_OPEN,
 	FT_C_CLOSED,
 };
@@ -68,6 +72,8 @@ struct ft_conn {
 	struct event_base *base;
 	struct evdns_base *dns;		/* NULL: resolve with our own */
 	struct mt_tls_ctx *tls;
+	const struct mt_ocsp_conf *ocsp;	/* NULL: no OCSP check */
+	struct mt_ocsp_cache *ocsp_cache;
 	const struct mt_log_ctx *log;
 	const char *host;
 	unsigned port;
@@ -98,6 +104,7 @@ struct ft_conn {
 	struct mt_starttls *st;
 	struct evbuffer *prelude;
 	struct mt_starttls_watch watch;
+	struct mt_ocsp *ocsp_check;
 	struct timespec last;		/* last read, or resume */
 	int failed;			/* an error waits to be reported */
 	enum mt_fetch_status fail_status;

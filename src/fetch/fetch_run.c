@@ -222,6 +222,8 @@ connect_server(struct mt_fetch *j)
 	c->base = j->base;
 	c->dns = j->c.dns;
 	c->tls = j->tls;
+	c->ocsp = j->c.ocsp;
+	c->ocsp_cache = j->c.ocsp_cache;
 	c->log = &j->log;
 	c->host = j->c.host;
 	c->port = j->c.port;

@@ -123,6 +123,36 @@ connect = 127.0.0.1:{dc.ports['pop3s']}
             fail(f"[box] logged below err:\n{err}")
         if "[box]" not in run_with("debug = err", "-v"):
             fail("-v did not raise the level of [box]")
+    with t.case("OCSPaia in a fetch service: good fetches, revoked is "
+                "refused (75), nothing delivered"):
+        rport = t.port()
+        url = f"http://127.0.0.1:{rport}/"
+        good = pki.issue("fetch_ocsp_good", ocsp=url)
+        revoked = pki.issue("fetch_ocsp_revoked", ocsp=url)
+        pki.revoke(revoked)
+        pki.ocsp_responder(t, rport)
+
+        def fetch_with(cert, maildir):
+            dc.set_cert(cert)
+            path = t.write("ocsp.conf", conf(maildir, extra="OCSPaia = yes")
+                           .replace(f"state = {state}",
+                                    f"state = {t.mkdir('state-' + cert.name)}"))
+            return t.run([binary(), "fetch", "-c", path, "-v", "box"],
+                         check=False)
+        md6, md7 = t.path("Maildir6"), t.path("Maildir7")
+        r = fetch_with(good, md6)
+        expect_equal("exit", r.returncode, 0)
+        if b"OCSP check of 127.0.0.1 [127.0.0.1:" not in r.stderr or \
+                b"1 certificate good" not in r.stderr:
+            fail(r.stderr.decode())
+        expect_equal("delivered", len(maildir_ids(md6)), 7)
+        r = fetch_with(revoked, md7)
+        expect_equal("exit", r.returncode, 75)
+        if b"refused: certificate revoked: " not in r.stderr or \
+                b"(keyCompromise)" not in r.stderr:
+            fail(r.stderr.decode())
+        expect_equal("delivered", maildir_ids(md7), [])
+        dc.set_cert(pki.leaf("good"))
 
 
 mtlib.run(main)
