@@ -146,6 +146,7 @@ extern const struct mt_opt_type mt_type_accept;
 extern const struct mt_opt_type mt_type_connect;
 extern const struct mt_opt_type mt_type_debug;
 extern const struct mt_opt_type mt_type_ocsp_url;
+extern const struct mt_opt_type mt_type_ocsp_flag;
 extern const struct mt_opt_type mt_type_service_debug;
 extern const struct mt_opt_type mt_type_foreground;
 extern const struct mt_opt_type mt_type_client;

@@ -116,6 +116,9 @@ const struct mt_option mt_options[] = {
 	    "http:// URL of an OCSP responder to ask first"),
 	SERVICE("OCSPrequire", 0, bool, ocsp.require, "yes", 0, 0,
 	    "refuse the server when no responder gives a clear answer"),
+	SERVICE("OCSPflag", MT_OPT_REPEAT, ocsp_flag, ocsp, NULL, 0, 0,
+	    "an OpenSSL OCSP verification flag (NOINTERN, NOCHECKS ...); "
+	    "repeat for several"),
 	SERVICE("OCSPnonce", 0, bool, ocsp.nonce, "no", 0, 0,
 	    "send a nonce and require it back (replay protection)"),
 	SERVICE("TIMEOUTocsp", 0, duration, ocsp.timeout, "5", 1,
@@ -197,7 +200,6 @@ const struct mt_option mt_options[] = {
 	NOT_YET("protocolDomain", ANY, "proxy protocols"),
 	NOT_YET("protocolUsername", ANY, "proxy protocols"),
 	NOT_YET("protocolPassword", ANY, "proxy protocols"),
-	NOT_YET("OCSPflag", ANY, "OCSP checking"),
 	NOT_YET("CRLfile", ANY, "certificate revocation lists"),
 	NOT_YET("CRLpath", ANY, "certificate revocation lists"),
 	NOT_YET("checkEmail", ANY, "e-mail checks of certificates"),

@@ -11,6 +11,7 @@
 
 #include <openssl/err.h>
 #include <openssl/http.h>
+#include <openssl/ocsp.h>
 #include <openssl/ssl.h>
 
 #include "config_int.h"
@@ -355,4 +356,86 @@ ocsp_url_parse(const struct mt_option *opt, void *obj, const char *value,
 const struct mt_opt_type mt_type_ocsp_url = {
 	"URL", ocsp_url_parse, mt_opt_string_reset, mt_opt_string_copy,
 	mt_opt_string_print
+};
+
+/*
+ * OCSPflag = NAME, repeatable: OCSP_basic_verify() flags. Flags that only
+ * shape a responder's own answers, and two that OpenSSL defines but never
+ * reads, are refused rather than ignored.
+ */
+static const struct {
+	const char *name;
+	unsigned long flag;
+	const char *weakens;		/* non-NULL: what is no longer checked */
+} ocsp_flags[] = {
+	{ "NOINTERN", OCSP_NOINTERN, NULL },
+	{ "NOSIGS", OCSP_NOSIGS, "the responses' signatures" },
+	{ "NOCHAIN", OCSP_NOCHAIN, "the responder certificate's chain" },
+	{ "NOVERIFY", OCSP_NOVERIFY, "who signed the responses" },
+	{ "NOEXPLICIT", OCSP_NOEXPLICIT, "the responder's trust for OCSP "
+	    "signing" },
+	{ "NOCHECKS", OCSP_NOCHECKS, "whether the signer may answer for the "
+	    "issuer" },
+	{ "TRUSTOTHER", OCSP_TRUSTOTHER, NULL },
+};
+
+static int
+ocsp_flag_parse(const struct mt_option *opt, void *obj, const char *value,
+    const struct mt_opt_where *where)
+{
+	size_t i;
+
+	for (i = 0; i < MT_ARRAY_LEN(ocsp_flags); i++) {
+		if (strcasecmp(value, ocsp_flags[i].name) != 0)
+			continue;
+		SVC(obj)->ocsp.flags |= ocsp_flags[i].flag;
+		if (ocsp_flags[i].weakens != NULL)
+			mt_opt_warning(where, opt, "%s: OCSP answers are taken "
+			    "without checking %s", ocsp_flags[i].name,
+			    ocsp_flags[i].weakens);
+		return 0;
+	}
+	if (strcasecmp(value, "NOCERTS") == 0 ||
+	    strcasecmp(value, "RESPID_KEY") == 0 ||
+	    strcasecmp(value, "NOTIME") == 0)
+		mt_opt_error(where, opt, "%s shapes a responder's own answers; "
+		    "it means nothing when checking them", value);
+	else if (strcasecmp(value, "NOCASIGN") == 0 ||
+	    strcasecmp(value, "NODELEGATED") == 0)
+		mt_opt_error(where, opt, "%s is defined by OpenSSL but has no "
+		    "effect in it; remove it", value);
+	else
+		mt_opt_error(where, opt, "unknown flag '%s' (NOINTERN, NOSIGS, "
+		    "NOCHAIN, NOVERIFY, NOEXPLICIT, NOCHECKS, TRUSTOTHER)",
+		    value);
+	return -1;
+}
+
+static void
+ocsp_flag_reset(const struct mt_option *opt, void *obj)
+{
+	SVC(obj)->ocsp.flags = 0;
+}
+
+static int
+ocsp_flag_copy(const struct mt_option *opt, void *dst, const void *src)
+{
+	SVC(dst)->ocsp.flags = CSVC(src)->ocsp.flags;
+	return 0;
+}
+
+static void
+ocsp_flag_print(const struct mt_option *opt, const void *obj, FILE *out)
+{
+	size_t i;
+
+	for (i = 0; i < MT_ARRAY_LEN(ocsp_flags); i++)
+		if (CSVC(obj)->ocsp.flags & ocsp_flags[i].flag)
+			fprintf(out, "%s = %s\n", opt->name,
+			    ocsp_flags[i].name);
+}
+
+const struct mt_opt_type mt_type_ocsp_flag = {
+	"FLAG", ocsp_flag_parse, ocsp_flag_reset, ocsp_flag_copy,
+	ocsp_flag_print
 };

@@ -84,6 +84,7 @@ struct mt_ocsp {
 	struct evdns_base *dns;
 	struct mt_log_ctx log;
 	int nonce;
+	unsigned long flags;		/* OCSPflag */
 	unsigned long long timeout;
 	struct mt_ocsp_cache *cache;
 	STACK_OF(X509) *chain;
@@ -226,7 +227,8 @@ judge(struct item *it, const unsigned char *p, long len, const char *url)
 		    "back (OCSPnonce = yes)", url);
 		goto out;
 	}
-	if (OCSP_basic_verify(bs, it->o->chain, it->o->store, 0) <= 0) {
+	if (OCSP_basic_verify(bs, it->o->chain, it->o->store,
+	    it->o->flags) <= 0) {
 		ERR_error_string_n(ERR_peek_last_error(), err, sizeof(err));
 		snprintf(it->why, sizeof(it->why), "the response of %s does not "
 		    "verify: %s", url, err);
@@ -560,6 +562,7 @@ mt_ocsp_start(struct event_base *base, struct evdns_base *dns, SSL *ssl,
 	o->dns = dns;
 	o->log = *log;
 	o->nonce = conf->nonce;
+	o->flags = conf->flags;
 	o->timeout = conf->timeout;
 	o->cache = cache;
 	o->done = done;

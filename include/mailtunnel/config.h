@@ -83,6 +83,7 @@ struct mt_ocsp_conf {
 	int require;			/* OCSPrequire: refuse when no
 					   responder gives a clear answer */
 	int nonce;			/* OCSPnonce */
+	unsigned long flags;		/* OCSPflag: OCSP_basic_verify() */
 	unsigned long long timeout;	/* TIMEOUTocsp, seconds */
 };
 

@@ -79,6 +79,8 @@ def main(t):
         "silent": ("silent", "OCSPaia = yes\nTIMEOUTocsp = 2"),
         "short": ("silent", "OCSPaia = yes\nTIMEOUTconnect = 1"),
         "noaia": ("noaia", "OCSPaia = yes"),
+        "nochecks": ("noaia", f"OCSP = {url}\nOCSPflag = NOCHECKS\n"
+                     "OCSPrequire = no"),
         # Only the leaf gets a valid answer here: not required.
         "url": ("noaia", f"OCSP = {url}\nOCSPrequire = no"),
         "off": ("revoked", ""),
@@ -149,6 +151,15 @@ def main(t):
         mt.wait_for_log(r"\[url\] .*OCSP: .*CN=mtlib Test Intermediate CA: "
                         r"no clear answer: the response of " + url +
                         r" does not verify")
+
+    with t.case("OCSPflag = NOCHECKS: the intermediate's answer is taken "
+                "(a warning at start says what that gives up)"):
+        mt.wait_for_log(r"warning: .*\[nochecks\] OCSPflag: NOCHECKS: OCSP "
+                        r"answers are taken without checking whether the "
+                        r"signer may answer for the issuer")
+        # Verified now; it just does not know its own CA certificate.
+        passes("nochecks", r".*OCSP: .*CN=mtlib Test Intermediate CA: no "
+               r"clear answer: " + url + r" does not know the certificate")
 
     with t.case("the responder gone: clear answers are remembered"):
         responder.signal(signal.SIGKILL)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <openssl/ocsp.h>
 #include <openssl/ssl.h>
 
 #include "mailtunnel/config.h"
@@ -318,6 +319,16 @@ test_unsupported_default_values(void **state)
 	assert_int_equal(cfg->services[1]->ocsp.nonce, 1);
 	assert_int_equal(cfg->services[1]->ocsp.timeout, 10);
 	mt_config_free(cfg);
+
+	/* OCSPflag adds up within a section, replaces the global ones. */
+	cfg = load("OCSPflag = NOCHAIN\n[a]\nclient = yes\naccept = 1\n"
+	    "connect = h:1\nOCSPflag = NOINTERN\nOCSPflag = trustother\n"
+	    "[b]\nclient = yes\naccept = 2\nconnect = h:1\n");
+	assert_non_null(cfg);
+	assert_int_equal(cfg->services[0]->ocsp.flags,
+	    OCSP_NOINTERN | OCSP_TRUSTOTHER);
+	assert_int_equal(cfg->services[1]->ocsp.flags, OCSP_NOCHAIN);
+	mt_config_free(cfg);
 }
 
 static void
@@ -377,8 +388,16 @@ static const struct bad_case bad_cases[] = {
 	{ "[a]\nexec = /bin/sh\n",
 	  "test.conf:2: error: [a] exec: this stunnel option is not supported "
 	  "yet by mailtunnel (running a program instead of connecting)" },
-	{ "OCSPflag = NOCERTS\n", "error: OCSPflag: this stunnel option is "
-	  "not supported yet by mailtunnel (OCSP checking)" },
+	{ "[a]\nOCSPflag = NOCERTS\n", "test.conf:2: error: [a] OCSPflag: "
+	  "NOCERTS shapes a responder's own answers; it means nothing when "
+	  "checking them" },
+	{ "[a]\nOCSPflag = FAST\n", "error: [a] OCSPflag: unknown flag 'FAST' "
+	  "(NOINTERN, NOSIGS," },
+	{ "[a]\nOCSPflag = NOCASIGN\n", "error: [a] OCSPflag: NOCASIGN is "
+	  "defined by OpenSSL but has no effect in it; remove it" },
+	{ "[a]\nOCSPflag = noverify\n", "test.conf:2: warning: [a] OCSPflag: "
+	  "NOVERIFY: OCSP answers are taken without checking who signed the "
+	  "responses" },
 	{ "[a]\nOCSP = https://ocsp.example.net/\n", "test.conf:2: error: [a] "
 	  "OCSP: expected an http:// URL such as http://ocsp.example.net/, not "
 	  "'https://ocsp.example.net/' (OCSP responders answer over plain "
