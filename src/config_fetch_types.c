@@ -19,9 +19,6 @@
 
 #define SVC(obj) ((struct mt_service_conf *)(obj))
 #define CSVC(obj) ((const struct mt_service_conf *)(obj))
-#define FIELD(obj, opt, type) ((type *)(void *)((char *)(obj) + (opt)->offset))
-#define CFIELD(obj, opt, type) \
-	((const type *)(const void *)((const char *)(obj) + (opt)->offset))
 
 /* ---- fetch = URL ---- */
 

@@ -80,6 +80,11 @@ struct mt_opt_type {
 	void (*print)(const struct mt_option *opt, const void *obj, FILE *out);
 };
 
+/* The field of an option in obj (see struct mt_opt_type). */
+#define FIELD(obj, opt, type) ((type *)(void *)((char *)(obj) + (opt)->offset))
+#define CFIELD(obj, opt, type) \
+	((const type *)(const void *)((const char *)(obj) + (opt)->offset))
+
 struct mt_option {
 	const char *name;		/* as stunnel spells it */
 	unsigned scope;

@@ -116,7 +116,7 @@ const struct mt_option mt_options[] = {
 	    "http:// URL of an OCSP responder to ask first"),
 	SERVICE("OCSPrequire", 0, bool, ocsp.require, "yes", 0, 0,
 	    "refuse the server when no responder gives a clear answer"),
-	SERVICE("OCSPflag", MT_OPT_REPEAT, ocsp_flag, ocsp, NULL, 0, 0,
+	SERVICE("OCSPflag", MT_OPT_REPEAT, ocsp_flag, ocsp.flags, NULL, 0, 0,
 	    "an OpenSSL OCSP verification flag (NOINTERN, NOCHECKS ...); "
 	    "repeat for several"),
 	SERVICE("OCSPnonce", 0, bool, ocsp.nonce, "no", 0, 0,

@@ -13,10 +13,6 @@
 #include "config_int.h"
 #include "mailtunnel/util.h"
 
-#define FIELD(obj, opt, type) ((type *)(void *)((char *)(obj) + (opt)->offset))
-#define CFIELD(obj, opt, type) \
-	((const type *)(const void *)((const char *)(obj) + (opt)->offset))
-
 /* ---- protocol ---- */
 
 static const char *const proto_names[] = {

@@ -388,7 +388,7 @@ ocsp_flag_parse(const struct mt_option *opt, void *obj, const char *value,
 	for (i = 0; i < MT_ARRAY_LEN(ocsp_flags); i++) {
 		if (strcasecmp(value, ocsp_flags[i].name) != 0)
 			continue;
-		SVC(obj)->ocsp.flags |= ocsp_flags[i].flag;
+		*FIELD(obj, opt, unsigned long long) |= ocsp_flags[i].flag;
 		if (ocsp_flags[i].weakens != NULL)
 			mt_opt_warning(where, opt, "%s: OCSP answers are taken "
 			    "without checking %s", ocsp_flags[i].name,
@@ -412,30 +412,17 @@ ocsp_flag_parse(const struct mt_option *opt, void *obj, const char *value,
 }
 
 static void
-ocsp_flag_reset(const struct mt_option *opt, void *obj)
-{
-	SVC(obj)->ocsp.flags = 0;
-}
-
-static int
-ocsp_flag_copy(const struct mt_option *opt, void *dst, const void *src)
-{
-	SVC(dst)->ocsp.flags = CSVC(src)->ocsp.flags;
-	return 0;
-}
-
-static void
 ocsp_flag_print(const struct mt_option *opt, const void *obj, FILE *out)
 {
 	size_t i;
 
 	for (i = 0; i < MT_ARRAY_LEN(ocsp_flags); i++)
-		if (CSVC(obj)->ocsp.flags & ocsp_flags[i].flag)
+		if (*CFIELD(obj, opt, unsigned long long) & ocsp_flags[i].flag)
 			fprintf(out, "%s = %s\n", opt->name,
 			    ocsp_flags[i].name);
 }
 
 const struct mt_opt_type mt_type_ocsp_flag = {
-	"FLAG", ocsp_flag_parse, ocsp_flag_reset, ocsp_flag_copy,
+	"FLAG", ocsp_flag_parse, mt_opt_ull_reset, mt_opt_ull_copy,
 	ocsp_flag_print
 };

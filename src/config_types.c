@@ -21,10 +21,6 @@
 #include "mailtunnel/log.h"
 #include "mailtunnel/util.h"
 
-#define FIELD(obj, opt, type) ((type *)(void *)((char *)(obj) + (opt)->offset))
-#define CFIELD(obj, opt, type) \
-	((const type *)(const void *)((const char *)(obj) + (opt)->offset))
-
 static void opt_problem(const struct mt_opt_where *where,
     const struct mt_option *opt, int error, const char *fmt, va_list ap)
     __attribute__((format(printf, 4, 0)));

@@ -131,8 +131,7 @@ mt_config_validate(struct mt_config *cfg, struct mt_config_report *report)
 			validate_fetch(report, svc);
 		else
 			validate_tunnel(report, svc);
-		if ((svc->ocsp.aia || svc->ocsp.url != NULL) &&
-		    !svc->tls.verify_chain)
+		if (mt_ocsp_wanted(&svc->ocsp) && !svc->tls.verify_chain)
 			problem(report, svc, svc->ocsp.aia ? "OCSPaia" : "OCSP",
 			    "%s: OCSP checks a verified chain, and verifyChain = "
 			    "no turns verification off: remove one of them",

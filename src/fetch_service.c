@@ -84,7 +84,7 @@ mt_fetch_service_fill(struct mt_fetch_service_conf *f, struct mt_service *svc,
 	    MT_FETCH_FIRST_ALL;
 	c->lock_wait_ms = lock_wait_ms;
 	c->tls_ctx = svc->tls;
-	if (conf->ocsp.aia || conf->ocsp.url != NULL) {
+	if (mt_ocsp_wanted(&conf->ocsp)) {
 		c->ocsp = &conf->ocsp;
 		c->ocsp_cache = svc->ocsp_cache;
 	}

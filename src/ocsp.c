@@ -562,7 +562,7 @@ mt_ocsp_start(struct event_base *base, struct evdns_base *dns, SSL *ssl,
 	o->dns = dns;
 	o->log = *log;
 	o->nonce = conf->nonce;
-	o->flags = conf->flags;
+	o->flags = (unsigned long)conf->flags;
 	o->timeout = conf->timeout;
 	o->cache = cache;
 	o->done = done;
@@ -605,4 +605,23 @@ mt_ocsp_cancel(struct mt_ocsp *o)
 {
 	if (o != NULL)
 		ocsp_free(o);
+}
+
+int
+mt_ocsp_verdict(const struct mt_ocsp_conf *conf, const struct mt_log_ctx *log,
+    const char *server, const char *addr, enum mt_ocsp_result result,
+    const char *why, char *err, size_t errsz)
+{
+	if (result == MT_OCSP_GOOD ||
+	    (result == MT_OCSP_UNCLEAR && !conf->require)) {
+		mt_log_c(log, result == MT_OCSP_GOOD ? MT_LOG_INFO :
+		    MT_LOG_WARNING, "OCSP check of %s [%s]: %s%s", server, addr,
+		    why, result == MT_OCSP_GOOD ? "" :
+		    "; going on (OCSPrequire = no)");
+		return 1;
+	}
+	snprintf(err, errsz, "TLS with %s [%s] refused: %s: %s", server, addr,
+	    result == MT_OCSP_REVOKED ? "certificate revoked" :
+	    "no clear OCSP answer (OCSPrequire = yes)", why);
+	return 0;
 }

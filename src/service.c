@@ -99,7 +99,7 @@ mt_service_new(struct mt_service_conf *conf, struct mt_config_report *report)
 	svc->ntargets = conf->nconnect;
 	if ((svc->tls = mt_tls_ctx_new(conf, report)) == NULL)
 		goto err2;
-	if ((conf->ocsp.aia || conf->ocsp.url != NULL) &&
+	if (mt_ocsp_wanted(&conf->ocsp) &&
 	    (svc->ocsp_cache = mt_ocsp_cache_new()) == NULL) {
 		mt_config_report_add(report, conf->file, conf->line, 1,
 		    "[%s] out of memory", conf->name);

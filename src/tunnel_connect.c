@@ -358,22 +358,15 @@ static void
 ocsp_done(void *arg, enum mt_ocsp_result result, const char *why)
 {
 	struct mt_tunnel *t = arg;
-	int require = t->svc->conf->ocsp.require;
+	char err[1024];
 
 	t->ocsp = NULL;
-	if (result == MT_OCSP_GOOD || (result == MT_OCSP_UNCLEAR && !require)) {
-		mt_log_c(&t->log, result == MT_OCSP_GOOD ? MT_LOG_INFO :
-		    MT_LOG_WARNING, "OCSP check of %s [%s]: %s%s",
-		    target_of(t)->name, t->server_addr, why,
-		    result == MT_OCSP_GOOD ? "" : "; going on (OCSPrequire = "
-		    "no)");
+	if (mt_ocsp_verdict(&t->svc->conf->ocsp, &t->log, target_of(t)->name,
+	    t->server_addr, result, why, err, sizeof(err))) {
 		mt_tunnel_open(t);
 		return;
 	}
-	mt_log_c(&t->log, MT_LOG_ERR, "TLS with %s [%s] refused: %s: %s",
-	    target_of(t)->name, t->server_addr, result == MT_OCSP_REVOKED ?
-	    "certificate revoked" : "no clear OCSP answer (OCSPrequire = yes)",
-	    why);
+	mt_log_c(&t->log, MT_LOG_ERR, "%s", err);
 	t->fail = MT_STARTTLS_E_TLS;
 	mt_tunnel_server_failed(t, 1);
 }
@@ -385,7 +378,7 @@ verified(struct mt_tunnel *t)
 	const struct mt_ocsp_conf *oc = &t->svc->conf->ocsp;
 
 	mt_tunnel_starttls_unwatch(t);
-	if (!oc->aia && oc->url == NULL) {
+	if (!mt_ocsp_wanted(oc)) {
 		mt_tunnel_open(t);
 		return;
 	}

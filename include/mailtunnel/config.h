@@ -83,9 +83,16 @@ struct mt_ocsp_conf {
 	int require;			/* OCSPrequire: refuse when no
 					   responder gives a clear answer */
 	int nonce;			/* OCSPnonce */
-	unsigned long flags;		/* OCSPflag: OCSP_basic_verify() */
+	unsigned long long flags;	/* OCSPflag: OCSP_basic_verify() */
 	unsigned long long timeout;	/* TIMEOUTocsp, seconds */
 };
+
+/* Whether any responder is to be asked (OCSPaia or OCSP = URL). */
+static inline int
+mt_ocsp_wanted(const struct mt_ocsp_conf *c)
+{
+	return c->aia || c->url != NULL;
+}
 
 enum mt_service_kind {
 	MT_SERVICE_TUNNEL = 0,		/* accept plaintext, connect over TLS */

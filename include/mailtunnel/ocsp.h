@@ -48,4 +48,13 @@ struct mt_ocsp *mt_ocsp_start(struct event_base *base, struct evdns_base *dns,
 /* Stop and free a running check; done is not called. */
 void mt_ocsp_cancel(struct mt_ocsp *o);
 
+/*
+ * What an outcome means for the server named server [addr]: 1 go on (good,
+ * or unclear with OCSPrequire = no; logged), 0 refuse, with the line that
+ * says why in err for the caller to log.
+ */
+int mt_ocsp_verdict(const struct mt_ocsp_conf *conf,
+    const struct mt_log_ctx *log, const char *server, const char *addr,
+    enum mt_ocsp_result result, const char *why, char *err, size_t errsz);
+
 #endif

@@ -393,21 +393,14 @@ static void
 ocsp_done(void *arg, enum mt_ocsp_result result, const char *why)
 {
 	struct ft_conn *c = arg;
+	char err[1024];
 
 	c->ocsp_check = NULL;
-	if (result == MT_OCSP_GOOD ||
-	    (result == MT_OCSP_UNCLEAR && !c->ocsp->require)) {
-		mt_log_c(c->log, result == MT_OCSP_GOOD ? MT_LOG_INFO :
-		    MT_LOG_WARNING, "OCSP check of %s [%s]: %s%s", c->host,
-		    c->addr, why, result == MT_OCSP_GOOD ? "" :
-		    "; going on (OCSPrequire = no)");
+	if (mt_ocsp_verdict(c->ocsp, c->log, c->host, c->addr, result, why,
+	    err, sizeof(err)))
 		ft_conn_opened(c);
-		return;
-	}
-	ft_conn_fail(c, MT_FETCH_TEMPFAIL, "TLS with %s [%s] refused: %s: %s",
-	    c->host, c->addr, result == MT_OCSP_REVOKED ?
-	    "certificate revoked" : "no clear OCSP answer (OCSPrequire = yes)",
-	    why);
+	else
+		ft_conn_fail(c, MT_FETCH_TEMPFAIL, "%s", err);
 }
 
 /* The chain is verified: the OCSP check when configured, then open. */
